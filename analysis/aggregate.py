@@ -1,0 +1,143 @@
+"""From per-trial values to the samples a ranking compares, and per-strategy facts.
+
+The replicate stage compares strategies over seeds. The search stage compares them twice: by
+each strategy's best configuration (over that configuration's seeds), and over all its
+configurations (paired across strategies when they share a configuration and seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis.names import (
+    BEST_CONFIG,
+    CONFIG_PREFIX,
+    EPOCHS,
+    INIT_ACCURACY,
+    MEAN_OVER_CONFIGS,
+    MEAN_OVER_SEEDS,
+    SEARCH,
+    SEED,
+    STRATEGY,
+    STUDENT_PARAMS,
+    TEACHER_ACCURACY,
+    TEACHER_LAYERS,
+)
+
+BLOCK = "block"
+CONFIG = "config"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The observations one ranking is computed from.
+
+    `rows` holds the usable trials with a `block` column: observations of different strategies
+    in the same block are paired. `block_name` says what a block is, for messages. `configs`
+    maps each strategy to the configuration it was ranked by (best_config only).
+    """
+
+    aggregation: str
+    block_name: str
+    rows: pd.DataFrame
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def samples(values: pd.DataFrame, stage: str, mode: str) -> list[Sample]:
+    """The samples to rank for a stage; `values` comes from `results.trial_values`."""
+    usable = values[values["excluded"] == ""].assign(**{CONFIG: config_labels(values)})
+    if stage != SEARCH:
+        return [Sample(MEAN_OVER_SEEDS, "seed", usable.assign(**{BLOCK: usable[SEED]}))]
+    return [best_config_sample(usable, mode), mean_over_configs_sample(usable)]
+
+
+def config_labels(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's hyperparameters as text, e.g. "lr=0.001, temperature=2.0".
+
+    Only keys that vary across the trials are named; strategy and seed are left out, since
+    configurations are compared across strategies and averaged over seeds.
+    """
+    skip = {CONFIG_PREFIX + STRATEGY, CONFIG_PREFIX + SEED}
+    columns = [
+        column
+        for column in trials
+        if column.startswith(CONFIG_PREFIX)
+        and column not in skip
+        and trials[column].astype(str).nunique() > 1
+    ]
+    if not columns:
+        return pd.Series("", index=trials.index)
+    parts = [key.removeprefix(CONFIG_PREFIX) + "=" + trials[key].astype(str) for key in columns]
+    return pd.concat(parts, axis=1).agg(", ".join, axis=1)
+
+
+def best_config_sample(usable: pd.DataFrame, mode: str) -> Sample:
+    """Per strategy, the trials of its best configuration (best mean over its seeds)."""
+    means = usable.groupby([STRATEGY, CONFIG])["value"].mean()
+    by_strategy = means.groupby(level=STRATEGY)
+    best = by_strategy.idxmax() if mode == "max" else by_strategy.idxmin()
+    chosen = dict(best.tolist())
+    rows = usable[usable[CONFIG] == usable[STRATEGY].map(chosen)]
+    return Sample(BEST_CONFIG, "seed", rows.assign(**{BLOCK: rows[SEED]}), chosen)
+
+
+def mean_over_configs_sample(usable: pd.DataFrame) -> Sample:
+    """All trials of each strategy; a block is one configuration and seed."""
+    blocks = usable[CONFIG] + "; seed=" + usable[SEED].astype(str)
+    return Sample(MEAN_OVER_CONFIGS, "configuration and seed", usable.assign(**{BLOCK: blocks}))
+
+
+def strategy_facts(rows: pd.DataFrame) -> pd.DataFrame:
+    """What each strategy is, from the trials ranked: layers, teacher, init accuracy, size."""
+    groups = rows.groupby(STRATEGY)
+    facts = pd.DataFrame(index=pd.Index(sorted(rows[STRATEGY].unique()), name=STRATEGY))
+    facts[TEACHER_LAYERS] = groups[TEACHER_LAYERS].agg(_most_common)
+    for column in (TEACHER_ACCURACY, INIT_ACCURACY):
+        facts[column] = groups[column].mean() if column in rows else float("nan")
+    if STUDENT_PARAMS in rows:
+        facts[STUDENT_PARAMS] = groups[STUDENT_PARAMS].agg(_most_common).astype("Int64")
+    else:
+        facts[STUDENT_PARAMS] = pd.array([pd.NA] * len(facts), dtype="Int64")
+    return facts
+
+
+def _most_common(values: pd.Series) -> object:
+    counts = values.dropna().value_counts()
+    return counts.index[0] if len(counts) else pd.NA
+
+
+def exclusions(values: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: how many trials were left out and why, e.g. "seed 2: failed: ..."."""
+    left_out = values[values["excluded"] != ""]
+    reasons = "seed " + left_out[SEED].astype(str) + ": " + left_out["excluded"]
+    table = pd.DataFrame(
+        {
+            "n_excluded": left_out.groupby(STRATEGY).size(),
+            "excluded": reasons.groupby(left_out[STRATEGY]).agg("; ".join),
+        }
+    )
+    table = table.reindex(sorted(values[STRATEGY].unique()))
+    table["n_excluded"] = table["n_excluded"].fillna(0).astype(int)
+    table["excluded"] = table["excluded"].fillna("")
+    return table.rename_axis(STRATEGY)
+
+
+def trial_notes(values: pd.DataFrame) -> list[str]:
+    """Messages about the trials as a whole: exclusions, and trials of unequal length."""
+    notes = []
+    left_out = values[values["excluded"] != ""]
+    if len(left_out):
+        listed = "; ".join(
+            f"{row[STRATEGY]} seed {row[SEED]} ({row['excluded']})" for _, row in left_out.iterrows()
+        )
+        notes.append(f"{len(left_out)} of {len(values)} trials excluded: {listed}.")
+    usable = values[values["excluded"] == ""]
+    if EPOCHS in usable and usable[EPOCHS].nunique() > 1:
+        notes.append(
+            f"Ranked trials ran different numbers of epochs ({usable[EPOCHS].min():g} to "
+            f"{usable[EPOCHS].max():g}), e.g. stopped early by a scheduler; each counts "
+            "with the value it last reported."
+        )
+    return notes

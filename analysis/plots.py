@@ -1,0 +1,84 @@
+"""PNG plots of a ranking, drawn with matplotlib's Agg canvas (no display, no global backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.names import EPOCH, EVAL_ACCURACY, STRATEGY, TRAINING_ITERATION, TRIAL_ID
+from analysis.stats import Ranking
+
+_JITTER = 0.08
+
+
+def plot_metric(ranking: Ranking, metric: str, path: Path, title: str = "") -> None:
+    """Every seed as a point, with each strategy's mean and 95% CI, best strategy leftmost."""
+    table = ranking.table[ranking.table["n"] > 0]
+    figure = Figure(figsize=(max(4.0, 1.1 * len(table) + 1.5), 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    for x, row in enumerate(table.itertuples()):
+        values = ranking.cells.loc[row.strategy].dropna().to_numpy()
+        offsets = np.linspace(-_JITTER, _JITTER, len(values)) if len(values) > 1 else [0.0]
+        axes.scatter(x + np.asarray(offsets), values, s=14, color="0.55", zorder=2)
+        error = [[row.mean - row.ci_low], [row.ci_high - row.mean]]
+        has_ci = not np.isnan(row.ci_low)
+        axes.errorbar(
+            x, row.mean, yerr=error if has_ci else None, fmt="D", color="C0", capsize=5, zorder=3
+        )
+    axes.set_xticks(range(len(table)), table["strategy"], rotation=30, ha="right")
+    axes.set_ylabel(metric)
+    axes.set_title(title or f"{metric}: seeds (grey), mean and 95% bootstrap CI (blue)")
+    axes.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+
+
+def plot_history(
+    history: pd.DataFrame,
+    trials: pd.DataFrame,
+    order: Sequence[str],
+    path: Path,
+    metric: str = EVAL_ACCURACY,
+) -> bool:
+    """The metric per epoch, mean over each strategy's trials with a +-1 s.d. band.
+
+    `trials` maps trial_id to strategy. Returns False (and draws nothing) when there is no
+    per-epoch history of the metric, e.g. for a per-trial CSV.
+    """
+    if history.empty or metric not in history:
+        return False
+    curves, clock = _curves(history, trials, metric)
+    if curves.empty:
+        return False
+    figure = Figure(figsize=(6.5, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    for strategy in [s for s in order if s in curves.index.get_level_values(STRATEGY)]:
+        curve = curves.loc[strategy]
+        band = curve["std"].fillna(0.0)
+        axes.plot(curve.index, curve["mean"], marker="o", markersize=3, label=strategy)
+        axes.fill_between(curve.index, curve["mean"] - band, curve["mean"] + band, alpha=0.15)
+    axes.set_xlabel(clock)
+    axes.set_ylabel(metric)
+    axes.set_title(f"{metric} per {clock}: mean over seeds, band +-1 s.d.")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small", loc="best")
+    _save(figure, path)
+    return True
+
+
+def _curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str]:
+    """Mean and s.d. of the metric per strategy and epoch (else per training iteration)."""
+    reports = history.drop(columns=[STRATEGY], errors="ignore")
+    rows = reports.merge(trials[[TRIAL_ID, STRATEGY]], on=TRIAL_ID)
+    rows = rows[rows[metric].notna()]
+    clock = EPOCH if EPOCH in rows and rows[EPOCH].notna().all() else TRAINING_ITERATION
+    return rows.groupby([STRATEGY, clock])[metric].agg(["mean", "std"]), clock
+
+
+def _save(figure: Figure, path: Path) -> None:
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=120)

@@ -1,0 +1,112 @@
+"""Which teacher layers a K-layer student copies.
+
+Layers are numbered from 1, and layer 1 is the one nearest the embeddings. "bottom" therefore means
+the layers nearest the input and "top" the ones nearest the classifier.
+"""
+
+from trainables.errors import ConfigError
+
+# DistilBERT's published choice for a 6-layer student of a 12-layer BERT: 0-based (0, 2, 4, 7, 9, 11).
+DISTILBERT_LAYERS = (1, 3, 5, 8, 10, 12)
+STRATEGY_HELP = "bottom, top, odd, even, uniform, distilbert, scratch, or custom:<1-based layers>, e.g. custom:1,5,9"
+
+
+def select_layers(strategy: str, teacher_layers: int, student_layers: int) -> list[int]:
+    """Return the 1-based teacher layers the student copies, in student order.
+
+    `scratch` returns an empty list: nothing is copied and the student is randomly initialised.
+    """
+    _check_sizes(teacher_layers, student_layers)
+    if strategy.startswith("custom:"):
+        return _custom(strategy, teacher_layers, student_layers)
+    rule = _RULES.get(strategy)
+    if rule is None:
+        raise ConfigError(f"Unknown layer strategy {strategy!r}. Use one of: {STRATEGY_HELP}.")
+    return rule(teacher_layers, student_layers)
+
+
+def _check_sizes(teacher_layers: int, student_layers: int) -> None:
+    if not 1 <= student_layers < teacher_layers:
+        raise ConfigError(
+            f"The student must have between 1 and {teacher_layers - 1} layers, fewer than its "
+            f"{teacher_layers}-layer teacher; got {student_layers}. Set student_layers accordingly."
+        )
+
+
+def _bottom(teacher_layers: int, student_layers: int) -> list[int]:
+    return list(range(1, student_layers + 1))
+
+
+def _top(teacher_layers: int, student_layers: int) -> list[int]:
+    return list(range(teacher_layers - student_layers + 1, teacher_layers + 1))
+
+
+def _parity(first: int, name: str):
+    """Odd (first=1) or even (first=2) layers: defined only when there are exactly K of them."""
+
+    def rule(teacher_layers: int, student_layers: int) -> list[int]:
+        layers = list(range(first, teacher_layers + 1, 2))
+        if len(layers) != student_layers:
+            raise ConfigError(
+                f"Strategy {name!r} takes every {name}-numbered layer; a {teacher_layers}-layer "
+                f"teacher has {len(layers)} of them, not {student_layers}. Use 'uniform' or "
+                f"'custom:...' for a {teacher_layers}→{student_layers} student."
+            )
+        return layers
+
+    return rule
+
+
+def _uniform(teacher_layers: int, student_layers: int) -> list[int]:
+    """Layer round(i·L/K) for i = 1..K: evenly spaced and always ending at layer L."""
+    step = teacher_layers / student_layers
+    return [int(i * step + 0.5) for i in range(1, student_layers + 1)]
+
+
+def _distilbert(teacher_layers: int, student_layers: int) -> list[int]:
+    if (teacher_layers, student_layers) != (12, 6):
+        raise ConfigError(
+            f"Strategy 'distilbert' is DistilBERT's published 12→6 choice; it is undefined for "
+            f"{teacher_layers}→{student_layers}. Use 'uniform' or 'custom:...' instead."
+        )
+    return list(DISTILBERT_LAYERS)
+
+
+def _scratch(teacher_layers: int, student_layers: int) -> list[int]:
+    return []
+
+
+def _custom(strategy: str, teacher_layers: int, student_layers: int) -> list[int]:
+    text = strategy.removeprefix("custom:")
+    try:
+        layers = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"Cannot read {strategy!r}: custom layers are comma-separated 1-based integers, "
+            f"e.g. custom:1,5,9."
+        ) from None
+    if len(layers) != student_layers:
+        raise ConfigError(
+            f"{strategy!r} lists {len(layers)} layers but the student has {student_layers}; "
+            f"list exactly {student_layers}."
+        )
+    outside = [layer for layer in layers if not 1 <= layer <= teacher_layers]
+    if outside:
+        raise ConfigError(
+            f"{strategy!r} names layers {outside} outside the teacher's 1..{teacher_layers} "
+            f"(1 = nearest the embeddings)."
+        )
+    if len(set(layers)) != len(layers):
+        raise ConfigError(f"{strategy!r} repeats a layer; each teacher layer may be copied once.")
+    return layers
+
+
+_RULES = {
+    "bottom": _bottom,
+    "top": _top,
+    "odd": _parity(1, "odd"),
+    "even": _parity(2, "even"),
+    "uniform": _uniform,
+    "distilbert": _distilbert,
+    "scratch": _scratch,
+}

@@ -1,0 +1,88 @@
+"""A tiny offline world: a synthetic sentiment task and a small BERT that fits it in seconds.
+
+It lets the smoke study and the tests run the whole pipeline with no network and no downloads.
+"""
+
+import json
+import random
+from pathlib import Path
+
+from transformers import BertConfig, BertModel, BertTokenizer
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely", "brilliant", "moving", "funny"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring", "weak", "messy", "tedious", "bland"]
+FILLER = [
+    "the",
+    "a",
+    "movie",
+    "film",
+    "plot",
+    "cast",
+    "was",
+    "is",
+    "really",
+    "quite",
+    "very",
+    "story",
+    "acting",
+    "and",
+    "but",
+    "script",
+    "ending",
+    "music",
+    "scenes",
+    "overall",
+]
+SPLIT_SIZES = {"train": 512, "validation": 256, "test": 256}
+LABEL_NOISE = 0.1  # keeps accuracies below 1.0 so strategies can differ
+
+
+def write_sentiment_task(directory: str | Path, seed: int = 0) -> dict[str, str]:
+    """Write SST-2-shaped JSON-lines splits (sentence, label, idx); return split → path."""
+    rng = random.Random(seed)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, size in SPLIT_SIZES.items():
+        path = directory / f"{split}.jsonl"
+        rows = [_sentence(rng, idx) for idx in range(size)]
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        paths[split] = str(path)
+    return paths
+
+
+def _sentence(rng: random.Random, idx: int) -> dict:
+    """Fillers plus a cue word; a contrasting word after 'but' decides the label."""
+    label = rng.randrange(2)
+    cue, other = (POSITIVE, NEGATIVE) if label else (NEGATIVE, POSITIVE)
+    words = rng.choices(FILLER, k=rng.randint(3, 8)) + [rng.choice(cue)]
+    if rng.random() < 0.3:
+        words = rng.choices(FILLER, k=2) + [rng.choice(other), "but"] + words
+    if rng.random() < LABEL_NOISE:
+        label = 1 - label
+    return {"sentence": " ".join(words), "label": label, "idx": idx}
+
+
+def write_tiny_encoder(
+    directory: str | Path, layers: int = 4, hidden: int = 32, seed: int = 0
+) -> str:
+    """Save a randomly initialised tiny BERT encoder and a word-level tokenizer for the task."""
+    import torch
+
+    torch.manual_seed(seed)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    words = SPECIAL_TOKENS + POSITIVE + NEGATIVE + FILLER
+    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(words)})
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)

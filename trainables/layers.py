@@ -8,7 +8,9 @@ from trainables.errors import ConfigError
 
 # DistilBERT's published choice for a 6-layer student of a 12-layer BERT: 0-based (0, 2, 4, 7, 9, 11).
 DISTILBERT_LAYERS = (1, 3, 5, 8, 10, 12)
-STRATEGY_HELP = "bottom, top, odd, even, uniform, distilbert, scratch, or custom:<1-based layers>, e.g. custom:1,5,9"
+STRATEGY_HELP = (
+    "bottom, top, odd, even, uniform, distilbert, scratch, or custom:<1-based layers> (e.g. custom:1,5,9)"
+)
 
 
 def select_layers(strategy: str, teacher_layers: int, student_layers: int) -> list[int]:

@@ -65,7 +65,7 @@ def _sentence(rng: random.Random, idx: int) -> dict:
 
 
 def write_tiny_encoder(
-    directory: str | Path, layers: int = 4, hidden: int = 32, seed: int = 0
+    directory: str | Path, layers: int = 4, hidden: int = 64, seed: int = 0
 ) -> str:
     """Save a randomly initialised tiny BERT encoder and a word-level tokenizer for the task."""
     import torch

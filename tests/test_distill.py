@@ -1,0 +1,92 @@
+"""The trial loop on the tiny task: determinism, exact resume, fresh optimiser state, failures."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainables import loop, metrics
+from trainables.config import TrialConfig
+from trainables.data import DataConfig
+from trainables.distill import InjectedFault, prepare, run_trial
+from trainables.reporting import LocalReporter
+
+EPOCHS = 3
+
+
+def trial(teacher: str, data: DataConfig, **changes) -> TrialConfig:
+    settings = dict(teacher=teacher, data=data, student_layers=2, epochs=EPOCHS, lr=3e-3, batch_size=16)
+    settings.update(alpha_cos=0.5, device="cpu")
+    return TrialConfig(**{**settings, **changes})
+
+
+def without_speed(reports: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != metrics.EXAMPLES_PER_SECOND} for r in reports]
+
+
+def test_same_seed_gives_the_same_metrics(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    first = run_trial(trial(tiny_teacher, tiny_task, strategy="odd", seed=3))
+    second = run_trial(trial(tiny_teacher, tiny_task, strategy="odd", seed=3))
+    other_seed = run_trial(trial(tiny_teacher, tiny_task, strategy="odd", seed=4))
+    assert without_speed(first) == without_speed(second)
+    assert [r[metrics.TRAIN_LOSS] for r in first] != [r[metrics.TRAIN_LOSS] for r in other_seed]
+
+
+def test_resumed_trial_ends_with_the_same_metrics(
+    tiny_teacher: str, tiny_task: DataConfig, tmp_path: Path
+) -> None:
+    uninterrupted = run_trial(trial(tiny_teacher, tiny_task, seed=1))
+    steps_per_epoch = 512 // 16
+    crashing = trial(tiny_teacher, tiny_task, seed=1, fault=f"crash:{steps_per_epoch + 5}")
+    reporter = LocalReporter(tmp_path)
+    with pytest.raises(InjectedFault):
+        run_trial(crashing, reporter)
+    assert [r[metrics.EPOCH] for r in reporter.results] == [1]
+
+    resumed = run_trial(crashing, reporter)  # restores epoch 1 from the checkpoint; no crash on restore
+    assert [r[metrics.EPOCH] for r in resumed] == [2, 3]
+    assert without_speed(resumed) == without_speed(uninterrupted[1:])
+    assert resumed[-1][metrics.TEST_ACCURACY] == uninterrupted[-1][metrics.TEST_ACCURACY]
+
+
+def test_every_trial_gets_a_fresh_schedule(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    """The original study's later strategies trained with a learning rate already decayed to 0."""
+    first = run_trial(trial(tiny_teacher, tiny_task, strategy="bottom"))
+    second = run_trial(trial(tiny_teacher, tiny_task, strategy="top"))
+    assert first[-1][metrics.LEARNING_RATE] == pytest.approx(0.0, abs=1e-12)
+    assert second[0][metrics.LEARNING_RATE] == pytest.approx(first[0][metrics.LEARNING_RATE])
+    assert second[0][metrics.LEARNING_RATE] > 1e-3
+
+
+def test_students_start_from_the_teacher_and_learn(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    copied = run_trial(trial(tiny_teacher, tiny_task, strategy="top"))
+    scratch = run_trial(trial(tiny_teacher, tiny_task, strategy="scratch"))
+    first = copied[0]
+    assert first[metrics.TEACHER_LAYERS] == "3,4" and scratch[0][metrics.TEACHER_LAYERS] == ""
+    assert first[metrics.TEACHER_ACCURACY] > 0.75
+    assert first[metrics.INIT_ACCURACY] > scratch[0][metrics.INIT_ACCURACY]
+    assert scratch[-1][metrics.EVAL_ACCURACY] > scratch[0][metrics.INIT_ACCURACY]
+    assert {metrics.TRAIN_LOSS_CE, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS} <= first.keys()
+    assert first[metrics.TRAIN_LOSS_COS] > 0
+
+
+def test_a_nan_loss_stops_the_trial(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    with pytest.raises(loop.NonFiniteLossError, match="the training loss became nan at step 3"):
+        run_trial(trial(tiny_teacher, tiny_task, fault="nan:3"))
+
+
+def test_evaluation_counts_every_example(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    """Accuracy is over the whole validation set (the original study scored 50 examples)."""
+    setup = prepare(trial(tiny_teacher, tiny_task))
+    labels = torch.tensor(setup.data.validation["labels"])
+
+    class AlwaysZero(torch.nn.Module):
+        def forward(self, input_ids, **_):
+            logits = torch.zeros(len(input_ids), 2)
+            logits[:, 0] = 1.0
+            return type("Output", (), {"logits": logits})
+
+    batches = loop.make_loader(setup.data.validation, setup.tokenizer, 50, setup.device)
+    accuracy = loop.evaluate(AlwaysZero(), batches, setup.device)["accuracy"]
+    assert len(labels) == 256
+    assert accuracy == (labels == 0).sum().item() / 256

@@ -86,26 +86,28 @@ def best_config_sample(usable: pd.DataFrame, mode: str) -> Sample:
 def mean_over_configs_sample(usable: pd.DataFrame) -> Sample:
     """All trials of each strategy; a block is one configuration and seed."""
     blocks = usable[CONFIG] + "; seed=" + usable[SEED].astype(str)
-    return Sample(MEAN_OVER_CONFIGS, "configuration and seed", usable.assign(**{BLOCK: blocks}))
+    return Sample(MEAN_OVER_CONFIGS, "configuration/seed pair", usable.assign(**{BLOCK: blocks}))
 
 
-def strategy_facts(rows: pd.DataFrame) -> pd.DataFrame:
-    """What each strategy is, from the trials ranked: layers, teacher, init accuracy, size."""
+def strategy_facts(rows: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """What each strategy is: its teacher layers (from any of its `trials`, so that a strategy
+    whose trials all failed still shows them), and teacher accuracy, mean init accuracy and
+    student size over the trials ranked (`rows`)."""
+    strategies = pd.Index(sorted(trials[STRATEGY].unique()), name=STRATEGY)
+    facts = pd.DataFrame(index=strategies)
+    facts[TEACHER_LAYERS] = trials.groupby(STRATEGY)[TEACHER_LAYERS].agg(_layers)
     groups = rows.groupby(STRATEGY)
-    facts = pd.DataFrame(index=pd.Index(sorted(rows[STRATEGY].unique()), name=STRATEGY))
-    facts[TEACHER_LAYERS] = groups[TEACHER_LAYERS].agg(_most_common)
     for column in (TEACHER_ACCURACY, INIT_ACCURACY):
         facts[column] = groups[column].mean() if column in rows else float("nan")
-    if STUDENT_PARAMS in rows:
-        facts[STUDENT_PARAMS] = groups[STUDENT_PARAMS].agg(_most_common).astype("Int64")
-    else:
-        facts[STUDENT_PARAMS] = pd.array([pd.NA] * len(facts), dtype="Int64")
+    sizes = groups[STUDENT_PARAMS].median() if STUDENT_PARAMS in rows else pd.Series(dtype=float)
+    facts[STUDENT_PARAMS] = sizes.reindex(strategies).round().astype("Int64")
     return facts
 
 
-def _most_common(values: pd.Series) -> object:
-    counts = values.dropna().value_counts()
-    return counts.index[0] if len(counts) else pd.NA
+def _layers(values: pd.Series) -> str:
+    """The layers most trials reported; "" (scratch, or nothing reported) only if all are."""
+    reported = values[values != ""].value_counts()
+    return str(reported.index[0]) if len(reported) else ""
 
 
 def exclusions(values: pd.DataFrame) -> pd.DataFrame:

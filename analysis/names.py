@@ -7,7 +7,6 @@ imports the training side (and with it torch) just to read results back.
 # Metrics every trial reports (see trainables/metrics.py).
 INIT_ACCURACY = "init_accuracy"
 EVAL_ACCURACY = "eval_accuracy"
-TEST_ACCURACY = "test_accuracy"
 TEACHER_ACCURACY = "teacher_accuracy"
 STUDENT_PARAMS = "student_params"
 TEACHER_LAYERS = "teacher_layers"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.names import EPOCH, EVAL_ACCURACY, STRATEGY, TRAINING_ITERATION, TRIAL_ID
 from analysis.stats import Ranking
@@ -19,7 +20,7 @@ _JITTER = 0.08
 def plot_metric(ranking: Ranking, metric: str, path: Path, title: str = "") -> None:
     """Every seed as a point, with each strategy's mean and 95% CI, best strategy leftmost."""
     table = ranking.table[ranking.table["n"] > 0]
-    figure = Figure(figsize=(max(4.0, 1.1 * len(table) + 1.5), 4.0), layout="constrained")
+    figure = Figure(figsize=(max(5.5, 1.1 * len(table) + 1.5), 4.0), layout="constrained")
     axes = figure.add_subplot()
     for x, row in enumerate(table.itertuples()):
         values = ranking.cells.loc[row.strategy].dropna().to_numpy()
@@ -27,9 +28,7 @@ def plot_metric(ranking: Ranking, metric: str, path: Path, title: str = "") -> N
         axes.scatter(x + np.asarray(offsets), values, s=14, color="0.55", zorder=2)
         error = [[row.mean - row.ci_low], [row.ci_high - row.mean]]
         has_ci = not np.isnan(row.ci_low)
-        axes.errorbar(
-            x, row.mean, yerr=error if has_ci else None, fmt="D", color="C0", capsize=5, zorder=3
-        )
+        axes.errorbar(x, row.mean, yerr=error if has_ci else None, fmt="D", color="C0", capsize=5, zorder=3)
     axes.set_xticks(range(len(table)), table["strategy"], rotation=30, ha="right")
     axes.set_ylabel(metric)
     axes.set_title(title or f"{metric}: seeds (grey), mean and 95% bootstrap CI (blue)")
@@ -62,6 +61,7 @@ def plot_history(
         axes.plot(curve.index, curve["mean"], marker="o", markersize=3, label=strategy)
         axes.fill_between(curve.index, curve["mean"] - band, curve["mean"] + band, alpha=0.15)
     axes.set_xlabel(clock)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(metric)
     axes.set_title(f"{metric} per {clock}: mean over seeds, band +-1 s.d.")
     axes.grid(alpha=0.3)

@@ -64,6 +64,8 @@ def resolve_input(path: Path, stage: str | None) -> tuple[Path, str]:
     Without an explicit stage, a folder named like a stage is that stage; anything else is
     ranked as the replicate stage.
     """
+    if stage is not None and stage not in STAGES:
+        raise InputError(f"Unknown stage '{stage}'; use one of {', '.join(STAGES)}.")
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     if path.is_file():
@@ -115,9 +117,7 @@ def load_experiment(stage_dir: Path) -> Results:
 def _trial_row(trial: Trial, frame: pd.DataFrame) -> dict[str, object]:
     """One trial's identity, status, last reported value of each metric, and config."""
     last = frame.ffill().iloc[-1] if len(frame) else pd.Series(dtype=object)
-    row: dict[str, object] = {
-        key: value for key, value in last.items() if _is_reported_metric(str(key))
-    }
+    row: dict[str, object] = {key: value for key, value in last.items() if _is_reported_metric(str(key))}
     config = pd.json_normalize(trial.config, sep="/").iloc[0].to_dict() if trial.config else {}
     row.update({CONFIG_PREFIX + key: value for key, value in config.items()})
     row[TRIAL_ID] = trial.trial_id
@@ -130,9 +130,7 @@ def _trial_row(trial: Trial, frame: pd.DataFrame) -> dict[str, object]:
 
 
 def _is_reported_metric(column: str) -> bool:
-    return (
-        column not in RAY_BOOKKEEPING and column != TRIAL_ID and not column.startswith(CONFIG_PREFIX)
-    )
+    return column not in RAY_BOOKKEEPING and column != TRIAL_ID and not column.startswith(CONFIG_PREFIX)
 
 
 def _error_line(trial: Trial) -> str:
@@ -152,16 +150,18 @@ def _epochs(frame: pd.DataFrame) -> float:
 
 def _history(trial_id: str, frame: pd.DataFrame) -> pd.DataFrame:
     """A trial's reports without Ray's bookkeeping, keeping training_iteration as a clock."""
-    keep = [
-        column
-        for column in frame.columns
-        if _is_reported_metric(column) or column == TRAINING_ITERATION
-    ]
+    keep = [column for column in frame.columns if _is_reported_metric(column) or column == TRAINING_ITERATION]
     return frame[keep].assign(**{TRIAL_ID: trial_id})
 
 
 def load_trials_csv(path: Path) -> Results:
-    """Reads a per-trial CSV (as written by `write_trials_csv`, or merged from several)."""
+    """Reads a per-trial CSV (as written by `write_trials_csv`, or merged from several).
+
+    Required columns: strategy, seed and the metric. Optional: trial_id, status (Tune's
+    TERMINATED / ERROR / RUNNING / PENDING / PAUSED; blank or absent means TERMINATED),
+    error, epochs, teacher_layers, teacher_accuracy, init_accuracy, student_params, other
+    metrics, and config/<key> hyperparameters (they tell search configurations apart).
+    """
     text_columns = {column: str for column in (STRATEGY, TEACHER_LAYERS, TRIAL_ID, STATUS, ERROR)}
     try:
         trials = pd.read_csv(path, dtype=text_columns, keep_default_na=True)
@@ -191,7 +191,8 @@ def _tidy(trials: pd.DataFrame) -> pd.DataFrame:
     first = [TRIAL_ID, STRATEGY, SEED, STATUS, ERROR, EPOCHS, TEACHER_LAYERS]
     config = sorted(column for column in trials if column.startswith(CONFIG_PREFIX))
     metrics = sorted(column for column in trials if column not in first and column not in config)
-    return trials[[column for column in first if column in trials] + metrics + config]
+    ordered = trials[[column for column in first if column in trials] + metrics + config]
+    return ordered.sort_values([STRATEGY, SEED], kind="stable", ignore_index=True)
 
 
 def write_trials_csv(results: Results, path: Path) -> None:
@@ -220,9 +221,11 @@ def trial_values(results: Results, metric: str, reduce: str = "last") -> pd.Data
     """
     available = available_metrics(results.trials)
     if metric not in available:
+        counts = results.trials[STATUS].value_counts()
+        statuses = ", ".join(f"{count} {status}" for status, count in counts.items())
         raise InputError(
-            f"No trial reported the metric '{metric}'. Available metrics: "
-            f"{', '.join(available) or 'none'}. Pass one of them with --metric."
+            f"No trial reported the metric '{metric}' ({len(results.trials)} trials: {statuses}). "
+            f"Available metrics: {', '.join(available) or 'none'}. Pass one of them with --metric."
         )
     trials = results.trials.copy()
     trials["value"] = _reduced(results, metric, reduce)

@@ -32,7 +32,9 @@ _TIE_DECIMALS = 12
 @dataclass(frozen=True)
 class Ranking:
     """One ranking: `table` has one row per strategy, best first; `cells` the values compared
-    (strategies x blocks); `test` the test used against the best (None when none could run)."""
+    (strategies x blocks); `test` the test used against the best (None when none could run);
+    `smallest_p` the smallest Holm-corrected p these sample sizes allow (above ALPHA, no
+    strategy can come out significantly worse, however different)."""
 
     table: pd.DataFrame
     cells: pd.DataFrame
@@ -40,6 +42,7 @@ class Ranking:
     test: str | None
     friedman_statistic: float
     friedman_p: float
+    smallest_p: float
     notes: list[str]
 
 
@@ -54,21 +57,24 @@ def rank_strategies(
     notes: list[str] = []
     cells = _cells(sample, strategies, block_name, notes)
     score = cells if mode == "max" else -cells
-    active = cells.index[cells.notna().any(axis=1)]
+    active = score.loc[cells.notna().any(axis=1)]
     table = _summary(cells, score)
-    table["mean_rank"] = mean_ranks(score.loc[active], block_name, notes)
+    table["mean_rank"] = mean_ranks(active, block_name, notes)
     best = table.index[0] if len(active) else None
-    paired = not score.loc[active].isna().any().any()
+    paired = not active.isna().any().any()
+    comparison, smallest_p = None, np.nan
     if len(active) < 2:
         notes.append("Fewer than two strategies have values: there is nothing to compare.")
-        test = None
     else:
-        test = WILCOXON if paired else MANN_WHITNEY
-        notes.extend(_sample_size_notes(cells.loc[active], paired, block_name))
-    statistic, p_friedman = friedman(score.loc[active], paired, block_name, notes)
-    comparison = compare_with_best(score.loc[active], best, paired) if test else None
+        n = active.notna().sum(axis=1)
+        smallest_p = min(_smallest_p(n, paired) * (len(active) - 1), 1.0)
+        notes.extend(_sample_size_notes(active, paired, smallest_p, block_name))
+        comparison = compare_with_best(active, best, paired)
+    statistic, p_friedman = friedman(active, paired, block_name, notes)
+    ran = comparison is not None and comparison["p_vs_best"].notna().any()
+    test = (WILCOXON if paired else MANN_WHITNEY) if ran else None
     table = _with_comparison(table, comparison, best, test)
-    return Ranking(table.reset_index(), cells, best, test, statistic, p_friedman, notes)
+    return Ranking(table.reset_index(), cells, best, test, statistic, p_friedman, smallest_p, notes)
 
 
 def _cells(
@@ -138,15 +144,11 @@ def mean_ranks(score: pd.DataFrame, block_name: str, notes: list[str]) -> pd.Ser
         notes.append(f"No {block_name} is shared by all strategies: mean ranks are undefined.")
         return pd.Series(np.nan, index=score.index)
     if complete.shape[1] < score.shape[1]:
-        notes.append(
-            f"Mean ranks use the {complete.shape[1]} {block_name}(s) all strategies share."
-        )
+        notes.append(f"Mean ranks use the {complete.shape[1]} {block_name}(s) all strategies share.")
     return complete.rank(axis=0, ascending=False, method="average").mean(axis=1)
 
 
-def friedman(
-    score: pd.DataFrame, paired: bool, block_name: str, notes: list[str]
-) -> tuple[float, float]:
+def friedman(score: pd.DataFrame, paired: bool, block_name: str, notes: list[str]) -> tuple[float, float]:
     """Friedman test across strategies, when the data allow one; (statistic, p) or NaNs."""
     k, n = score.shape
     reason = None
@@ -164,8 +166,7 @@ def friedman(
     else:
         statistic, p = stats.friedmanchisquare(*score.to_numpy())
     notes.append(
-        f"Friedman test across {k} strategies over {n} {block_name}s: "
-        f"chi2 = {statistic:.3g}, p = {p:.3g}."
+        f"Friedman test across {k} strategies over {n} {block_name}s: chi2 = {statistic:.3g}, p = {p:.3g}."
     )
     return float(statistic), float(p)
 
@@ -223,7 +224,7 @@ def _with_comparison(
     return table
 
 
-def _sample_size_notes(cells: pd.DataFrame, paired: bool, block_name: str) -> list[str]:
+def _sample_size_notes(cells: pd.DataFrame, paired: bool, smallest_p: float, block_name: str) -> list[str]:
     """Says which statistics are undefined, which test is used, and whether any p can be
     small enough after correction to call a strategy significantly worse."""
     notes = []
@@ -248,11 +249,10 @@ def _sample_size_notes(cells: pd.DataFrame, paired: bool, block_name: str) -> li
             "the comparison with the best uses the unpaired Mann-Whitney U test instead of "
             "the paired Wilcoxon signed-rank test."
         )
-    floor = _smallest_p(n, paired) * (len(cells) - 1)
-    if floor > ALPHA:
+    if smallest_p > ALPHA:
         notes.append(
             f"With these sample sizes the smallest attainable Holm-corrected p is about "
-            f"{min(floor, 1.0):.3g} > {ALPHA}: no strategy can test as significantly worse "
+            f"{smallest_p:.3g} > {ALPHA}: no strategy can test as significantly worse "
             f"than the best. More {block_name}s are needed to separate them."
         )
     return notes

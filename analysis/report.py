@@ -1,0 +1,126 @@
+"""Markdown report of one or more rankings: a significance sentence, the table, the plots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.stats import ALPHA, MANN_WHITNEY, WILCOXON, Ranking
+
+_TEST_NAMES = {
+    WILCOXON: "Holm-corrected Wilcoxon signed-rank tests",
+    MANN_WHITNEY: "Holm-corrected Mann-Whitney U tests",
+}
+_COLUMNS = {
+    "rank": "rank",
+    "strategy": "strategy",
+    "config": "config",
+    "teacher_layers": "teacher layers",
+    "n": "n",
+    "mean": "mean",
+    "std": "std",
+    "ci": "95% CI",
+    "mean_rank": "mean rank",
+    "p_vs_best": "p vs best",
+    "tied_with_best": "tied with best",
+    "retention": "retention",
+    "init_accuracy": "init accuracy",
+    "student_params": "student params",
+    "n_excluded": "excluded",
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One ranking in the report, under its heading, with its plots."""
+
+    heading: str
+    ranking: Ranking
+    plots: Sequence[Path] = field(default_factory=tuple)
+
+
+def significance_sentence(ranking: Ranking) -> str:
+    """E.g. "bottom is best; top and odd are not significantly worse (p > 0.05); scratch is
+    significantly worse (p <= 0.05) (Holm-corrected Wilcoxon signed-rank tests against bottom)."
+    """
+    best = ranking.best
+    if best is None:
+        return "No strategy has a usable value, so nothing is ranked."
+    others = ranking.table[(ranking.table["strategy"] != best) & (ranking.table["n"] > 0)]
+    tested = others[others["p_vs_best"].notna()]
+    if tested.empty:
+        return f"{best} has the best mean; whether it is significantly better is undefined here."
+    tied = tested.loc[tested["tied_with_best"].astype(bool), "strategy"].tolist()
+    worse = tested.loc[~tested["tied_with_best"].astype(bool), "strategy"].tolist()
+    untested = others.loc[others["p_vs_best"].isna(), "strategy"].tolist()
+    parts = [f"{best} is best"]
+    if tied:
+        parts.append(f"{_names(tied)} {_be(tied)} not significantly worse (p > {ALPHA})")
+    if worse:
+        parts.append(f"{_names(worse)} {_be(worse)} significantly worse (p <= {ALPHA})")
+    if untested:
+        parts.append(f"{_names(untested)} could not be tested")
+    caveat = ""
+    if ranking.smallest_p > ALPHA:
+        caveat = " With these sample sizes no difference could have reached significance."
+    return "; ".join(parts) + f" ({_TEST_NAMES[ranking.test]} against {best}).{caveat}"
+
+
+def _names(strategies: list[str]) -> str:
+    if len(strategies) == 1:
+        return strategies[0]
+    return ", ".join(strategies[:-1]) + " and " + strategies[-1]
+
+
+def _be(strategies: list[str]) -> str:
+    return "is" if len(strategies) == 1 else "are"
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The ranking as a Markdown table with rounded numbers and the CI as one column."""
+    shown = table.assign(ci=[_interval(row) for _, row in table.iterrows()])
+    if "config" in shown and not shown["config"].astype(bool).any():
+        shown = shown.drop(columns="config")  # only the search stage's best_config has one
+    shown = shown[[column for column in _COLUMNS if column in shown]]
+    lines = [
+        "| " + " | ".join(_COLUMNS[column] for column in shown) + " |",
+        "|" + "|".join("---" for _ in shown.columns) + "|",
+    ]
+    for _, row in shown.iterrows():
+        lines.append("| " + " | ".join(_cell(row[column]) for column in shown) + " |")
+    return "\n".join(lines)
+
+
+def _interval(row: pd.Series) -> str:
+    if pd.isna(row["ci_low"]):
+        return ""
+    return f"[{_cell(row['ci_low'])}, {_cell(row['ci_high'])}]"
+
+
+def _cell(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def write_report(
+    path: Path, title: str, facts: Sequence[str], sections: Sequence[Section], notes: Sequence[str]
+) -> None:
+    """Writes the report; plots are linked relative to the report's folder."""
+    lines = [f"# {title}", ""]
+    lines += [f"- {fact}" for fact in facts] + [""]
+    for section in sections:
+        lines += [f"## {section.heading}", "", significance_sentence(section.ranking), ""]
+        lines += [markdown_table(section.ranking.table), ""]
+        for plot in section.plots:
+            lines += [f"![{plot.stem}]({os.path.relpath(plot, path.parent)})", ""]
+        lines += [f"- {note}" for note in section.ranking.notes] + [""]
+    if notes:
+        lines += ["## Notes on the trials", ""] + [f"- {note}" for note in notes] + [""]
+    path.write_text("\n".join(lines))

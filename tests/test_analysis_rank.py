@@ -1,0 +1,222 @@
+"""The ranking pipeline and CLI on per-trial CSVs: outputs, exclusions, stages, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.rank import COLUMNS, main, rank_study
+from analysis.results import InputError, resolve_input
+
+REQUIRED = [
+    "rank",
+    "strategy",
+    "teacher_layers",
+    "n",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "mean_rank",
+    "p_vs_best",
+    "tied_with_best",
+    "retention",
+    "init_accuracy",
+]
+LAYERS = {"bottom": "1,2,3", "top": "4,5,6", "odd": "1,3,5", "scratch": ""}
+MEANS = {"bottom": 0.85, "top": 0.847, "odd": 0.849, "scratch": 0.6}
+JITTER = np.array([0.004, -0.003, 0.001, -0.002, 0.005, -0.004, 0.002, 0.0, -0.001, 0.003])
+
+
+def trial(strategy: str, seed: int, value: float, **extra: object) -> dict[str, object]:
+    """One row of a per-trial CSV, as `--trials` writes it."""
+    return {
+        "trial_id": f"{strategy}_{seed}_{extra.get('config/lr', '')}",
+        "strategy": strategy,
+        "seed": seed,
+        "status": "TERMINATED",
+        "teacher_layers": LAYERS[strategy],
+        "eval_accuracy": value,
+        "init_accuracy": 0.5 if strategy != "scratch" else 0.33,
+        "teacher_accuracy": 0.9,
+        "student_params": 22_000_000,
+        **extra,
+    }
+
+
+# Per-seed noise: top's and odd's are reordered, so that they are not uniformly worse than
+# bottom's (not significant), while scratch is worse on every seed (significant).
+NOISE = {"bottom": JITTER, "top": JITTER[::-1], "odd": np.roll(JITTER, 3), "scratch": JITTER}
+
+
+def replicate_rows(seeds: int = 10) -> list[dict[str, object]]:
+    return [trial(s, seed, MEANS[s] + NOISE[s][seed]) for s in MEANS for seed in range(seeds)]
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_csv_end_to_end_writes_table_plots_and_report(tmp_path, capsys):
+    source = write_csv(tmp_path / "trials.csv", replicate_rows())
+    out, plot, report = tmp_path / "ranking.csv", tmp_path / "ranking.png", tmp_path / "report.md"
+    argv = [str(source), "--out", str(out), "--plot", str(plot), "--report", str(report)]
+
+    assert main(argv) == 0
+
+    table = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    assert list(table.columns) == COLUMNS and set(REQUIRED) <= set(table.columns)
+    assert table["strategy"].tolist() == ["bottom", "odd", "top", "scratch"]
+    assert table["rank"].tolist() == [1, 2, 3, 4]
+    assert table["tied_with_best"].tolist() == [True, True, True, False]
+    assert table["test"].fillna("").tolist() == ["", "wilcoxon", "wilcoxon", "wilcoxon"]
+    bottom = table.iloc[0]
+    assert bottom["teacher_layers"] == "1,2,3" and pd.isna(table.iloc[3]["teacher_layers"])
+    assert bottom["retention"] == pytest.approx((0.85 + JITTER.mean()) / 0.9)
+    assert bottom["init_accuracy"] == 0.5 and bottom["student_params"] == 22_000_000
+    assert (table["aggregation"] == "mean_over_seeds").all()
+    raw = stats.wilcoxon(0.85 + JITTER, 0.6 + JITTER).pvalue
+    assert table.iloc[3]["p_uncorrected"] == pytest.approx(raw)
+
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "ranking_epochs.png").exists()  # a CSV holds no per-epoch history
+    text = report.read_text()
+    assert "bottom is best; odd and top are not significantly worse (p > 0.05)" in text
+    assert "scratch is significantly worse" in text
+    assert "| 1 | bottom | 1,2,3 | 10 |" in text and "![ranking](ranking.png)" in text
+    assert "Friedman test across 4 strategies over 10 seeds" in text
+    assert "no difference could have reached significance" not in text
+    assert "bottom" in capsys.readouterr().out
+
+
+def test_failed_trial_is_excluded_counted_and_explained(tmp_path):
+    rows = replicate_rows()
+    rows[12] |= {"status": "ERROR", "error": "RuntimeError: CUDA out of memory"}  # top seed 2
+    rows[13] |= {"status": "RUNNING", "eval_accuracy": np.nan}  # top seed 3
+    table = rank_study(write_csv(tmp_path / "t.csv", rows), tmp_path / "out")
+
+    top = table.set_index("strategy").loc["top"]
+    assert top["n"] == 8 and top["n_excluded"] == 2
+    assert "seed 2: failed: RuntimeError: CUDA out of memory" in top["excluded"]
+    assert "seed 3: still running" in top["excluded"]
+    assert top["test"] == "mannwhitneyu"
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "2 of 40 trials excluded" in report and "Mann-Whitney U" in report
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "ranking.csv",
+        "ranking.png",
+        "report.md",
+        "trials.csv",
+    }
+
+
+def test_metric_missing_in_some_trials_excludes_them(tmp_path):
+    rows = [row | {"test_accuracy": row["eval_accuracy"]} for row in replicate_rows(3)]
+    rows[0]["test_accuracy"] = np.nan
+    table = rank_study(write_csv(tmp_path / "t.csv", rows), tmp_path / "out", "test_accuracy")
+    bottom = table.set_index("strategy").loc["bottom"]
+    assert bottom["n"] == 2 and bottom["excluded"] == "seed 0: reported no test_accuracy"
+
+
+def test_search_stage_ranks_best_configuration_and_mean_over_configurations(tmp_path):
+    rows = []
+    for strategy, offsets in {"bottom": (0.0, -0.1), "top": (-0.05, 0.02), "odd": (-0.2, -0.3)}.items():
+        for lr, offset in zip((1e-4, 1e-3), offsets, strict=True):
+            for seed in range(3):
+                value = 0.8 + offset + 0.001 * seed
+                rows.append(trial(strategy, seed, value, **{"config/lr": lr, "config/seed": seed}))
+    source = write_csv(tmp_path / "search.csv", rows)
+    out, report = tmp_path / "ranking.csv", tmp_path / "report.md"
+    argv = ["--stage", "search", "--out", str(out), "--plot", str(tmp_path / "r.png")]
+    assert main([str(source), *argv, "--report", str(report)]) == 0
+
+    table = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    best = table[table["aggregation"] == "best_config"].set_index("strategy")
+    assert best.index.tolist() == ["top", "bottom", "odd"]
+    assert best.loc["top", "config"] == "lr=0.001" and best.loc["bottom", "config"] == "lr=0.0001"
+    assert best.loc["top", "mean"] == pytest.approx(0.821) and best.loc["top", "n"] == 3
+    mean = table[table["aggregation"] == "mean_over_configs"].set_index("strategy")
+    assert mean.index.tolist() == ["top", "bottom", "odd"]
+    assert mean.loc["bottom", "mean"] == pytest.approx(0.751) and mean.loc["bottom", "n"] == 6
+    assert mean["test"].fillna("").tolist() == ["", "wilcoxon", "wilcoxon"]
+    assert (tmp_path / "r_best_config.png").exists()
+    assert (tmp_path / "r_mean_over_configs.png").exists()
+    text = report.read_text()
+    assert "## search stage, best config" in text and "| 1 | top | lr=0.001 |" in text
+    assert "With these sample sizes no difference could have reached significance" in text
+
+
+def test_single_seed_gives_nan_statistics_and_says_so(tmp_path, capsys):
+    source = write_csv(tmp_path / "t.csv", replicate_rows(1))
+    report = tmp_path / "report.md"
+    assert main([str(source), "--out", str(tmp_path / "r.csv"), "--report", str(report)]) == 0
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert table["rank"].tolist() == [1, 2, 3, 4]
+    for column in ("std", "ci_low", "ci_high", "p_vs_best", "tied_with_best"):
+        assert table[column].isna().all()
+    assert "single seed" in capsys.readouterr().out
+    assert "whether it is significantly better is undefined" in report.read_text()
+
+
+def test_unknown_metric_exits_2_and_lists_available_metrics(tmp_path, capsys):
+    source = write_csv(tmp_path / "t.csv", replicate_rows(2))
+    assert main([str(source), "--metric", "eval_f1", "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "'eval_f1'" in err and "Traceback" not in err
+    assert "Available metrics: eval_accuracy, init_accuracy, student_params, teacher_accuracy" in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("content", [None, "notes.txt"])
+def test_empty_or_non_experiment_folder_exits_2(tmp_path, capsys, content):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    if content:
+        (folder / content).write_text("not an experiment")
+    assert main([str(folder), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a Ray Tune experiment folder" in err and "Traceback" not in err
+
+
+def csv_text(rows: list[dict[str, object]]) -> str:
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "argv", "message"),
+    [
+        ("", [], "is not a readable per-trial CSV"),
+        ("strategy,seed,eval_accuracy\n", [], "holds no trials"),
+        (csv_text([{"strategy": "a", "eval_accuracy": 0.5}]), [], "lacks the column(s) seed"),
+        (csv_text([{"strategy": "a", "seed": 0}]), [], "Available metrics: none"),
+        (
+            csv_text([{"strategy": "a", "seed": 0, "eval_accuracy": 0.5, "status": "ERROR"}]),
+            [],
+            "No trial can be ranked",
+        ),
+        (csv_text(replicate_rows(2)), ["--reduce", "max"], "needs each trial's per-epoch history"),
+    ],
+)
+def test_unrankable_csv_exits_2_with_a_message(tmp_path, capsys, text, argv, message):
+    source = tmp_path / "t.csv"
+    source.write_text(text)
+    assert main([str(source), "--out", str(tmp_path / "r.csv"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_input_resolution_picks_the_stage_folder(tmp_path):
+    study = tmp_path / "study"
+    (study / "replicate").mkdir(parents=True)
+    (study / "search").mkdir()
+    assert resolve_input(study, None) == (study / "replicate", "replicate")
+    assert resolve_input(study, "search") == (study / "search", "search")
+    assert resolve_input(study / "search", None) == (study / "search", "search")
+    (study / "replicate").rmdir()
+    with pytest.raises(InputError, match="pass --stage search"):
+        resolve_input(study, None)
+    with pytest.raises(InputError, match="does not exist"):
+        resolve_input(tmp_path / "nowhere", None)

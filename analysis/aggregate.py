@@ -56,20 +56,21 @@ def samples(values: pd.DataFrame, stage: str, mode: str) -> list[Sample]:
 def config_labels(trials: pd.DataFrame) -> pd.Series:
     """Each trial's hyperparameters as text, e.g. "lr=0.001, temperature=2.0".
 
-    Only keys that vary across the trials are named; strategy and seed are left out, since
-    configurations are compared across strategies and averaged over seeds.
+    Only numeric keys that vary across the trials are named: hyper-parameters are numbers, while
+    text settings (paths, device, fault switches) do not define a configuration. Seed is left out,
+    since configurations are averaged over seeds.
     """
-    skip = {CONFIG_PREFIX + STRATEGY, CONFIG_PREFIX + SEED}
     columns = [
         column
         for column in trials
         if column.startswith(CONFIG_PREFIX)
-        and column not in skip
-        and trials[column].astype(str).nunique() > 1
+        and column != CONFIG_PREFIX + SEED
+        and pd.api.types.is_numeric_dtype(trials[column])
+        and trials[column].nunique(dropna=False) > 1
     ]
     if not columns:
         return pd.Series("", index=trials.index)
-    parts = [key.removeprefix(CONFIG_PREFIX) + "=" + trials[key].astype(str) for key in columns]
+    parts = [key.removeprefix(CONFIG_PREFIX) + "=" + trials[key].map(str) for key in columns]
     return pd.concat(parts, axis=1).agg(", ".join, axis=1)
 
 

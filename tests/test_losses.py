@@ -50,7 +50,8 @@ def test_total_is_the_weighted_sum_of_the_terms() -> None:
 
     ce = (
         -sum(
-            math.log(softmax(row.tolist(), 1.0)[label]) for row, label in zip(student_logits, labels.tolist())
+            math.log(softmax(row.tolist(), 1.0)[label])
+            for row, label in zip(student_logits, labels.tolist(), strict=True)
         )
         / 4
     )

@@ -28,6 +28,10 @@ class TrialConfig:
     seed: int = 0
     device: str = "auto"
     trust_remote_code: bool = False
+    # Reuse the teacher's training-set outputs across epochs and trials (needs a local teacher folder).
+    teacher_cache: bool = True
+    # Caches larger than this are memory-mapped from disk instead of read into RAM.
+    cache_memory_mb: int = 2048
     # Fault injection for testing recovery: "crash:<step>" raises once at that global step on a
     # fresh start (not after a restore); "nan:<step>" makes the loss NaN at that step.
     fault: str | None = None
@@ -49,17 +53,14 @@ class TrialConfig:
         """Raise ConfigError on any bad setting. The strategy is checked against the teacher's
         depth by `select_layers`, once the teacher's config is known."""
         if not self.teacher:
-            raise ConfigError(
-                "No teacher given: set `teacher` to a fine-tuned model folder or hub id."
-            )
+            raise ConfigError("No teacher given: set `teacher` to a fine-tuned model folder or hub id.")
         self.data.validate()
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}.")
         weights = (self.alpha_ce, self.alpha_kd, self.alpha_cos)
         if min(weights) < 0 or sum(weights) == 0:
             raise ConfigError(
-                f"Loss weights alpha_ce/alpha_kd/alpha_cos must be >= 0 and not all zero, got "
-                f"{weights}."
+                f"Loss weights alpha_ce/alpha_kd/alpha_cos must be >= 0 and not all zero, got {weights}."
             )
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}.")

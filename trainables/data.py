@@ -129,14 +129,10 @@ def load_rows(task: str, source: str) -> datasets.Dataset:
 def _load_file(path: str) -> datasets.Dataset:
     builder = FILE_FORMATS[Path(path).suffix]
     try:
-        return datasets.load_dataset(
-            builder, data_files=str(Path(path).expanduser()), split="train"
-        )
+        return datasets.load_dataset(builder, data_files=str(Path(path).expanduser()), split="train")
     except Exception as error:  # datasets wraps parser errors in several types
         cause = error.__cause__ or error
-        raise ConfigError(
-            f"Cannot parse {path} as {builder}: {cause}. Fix the malformed row."
-        ) from None
+        raise ConfigError(f"Cannot parse {path} as {builder}: {cause}. Fix the malformed row.") from None
 
 
 def _check_rows(task: str, source: str, rows: datasets.Dataset) -> None:
@@ -154,11 +150,7 @@ def _check_rows(task: str, source: str, rows: datasets.Dataset) -> None:
     labels = rows["label"]
     bad = [i for i, label in enumerate(labels) if label not in range(spec.num_labels)]
     if bad:
-        hint = (
-            " (GLUE test splits on the hub are unlabelled: use a labelled split)"
-            if -1 in labels
-            else ""
-        )
+        hint = " (GLUE test splits on the hub are unlabelled: use a labelled split)" if -1 in labels else ""
         raise ConfigError(
             f"{source}: rows {bad[:5]} have labels outside 0..{spec.num_labels - 1} "
             f"({', '.join(spec.label_names)}){hint}."
@@ -196,19 +188,31 @@ class TaskData:
     test: datasets.Dataset | None
 
 
+def load_split(
+    config: DataConfig, source: str, size: int | None, tokenizer: PreTrainedTokenizerBase
+) -> datasets.Dataset:
+    """One tokenized split. `datasets` caches the tokenization on disk by content fingerprint, so
+    the trials of a study tokenize each split once and then reuse it."""
+    rows = subset(load_rows(config.task, source), size, config.data_seed)
+    return tokenize(rows, config.task, tokenizer, config.max_length)
+
+
+def load_train_rows(config: DataConfig, tokenizer: PreTrainedTokenizerBase) -> datasets.Dataset:
+    config.validate()
+    return load_split(config, config.train, config.train_size, tokenizer)
+
+
 def load_task_data(config: DataConfig, tokenizer: PreTrainedTokenizerBase) -> TaskData:
     config.validate()
 
     def prepare(source: str, size: int | None) -> datasets.Dataset:
-        rows = subset(load_rows(config.task, source), size, config.data_seed)
-        return tokenize(rows, config.task, tokenizer, config.max_length)
+        return load_split(config, source, size, tokenizer)
 
     return TaskData(
         train=prepare(config.train, config.train_size),
         validation=prepare(config.validation, config.validation_size),
         extra_validation={
-            name: prepare(source, config.validation_size)
-            for name, source in config.extra_validation.items()
+            name: prepare(source, config.validation_size) for name, source in config.extra_validation.items()
         },
         test=prepare(config.test, config.test_size) if config.test else None,
     )

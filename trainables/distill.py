@@ -7,6 +7,7 @@ The order of work is fixed: check settings, load, build, evaluate the untouched 
 
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -19,6 +20,7 @@ from trainables.losses import distillation_loss
 from trainables.reporting import LocalReporter, Reporter, TuneReporter
 from trainables.student import build_student
 from trainables.teacher import load_teacher
+from trainables.teacher_cache import TeacherOutputs, load_or_build
 
 
 class InjectedFault(RuntimeError):
@@ -41,6 +43,7 @@ class Setup:
     tokenizer: PreTrainedTokenizerBase
     data: TaskData
     device: torch.device
+    cached: TeacherOutputs | None  # the teacher's training-set outputs, when the cache is on
 
 
 def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dict]:
@@ -50,21 +53,15 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
     """
     reporter = reporter or LocalReporter(tempfile.mkdtemp(prefix="trial-"))
     setup = prepare(config)
-    student, device = setup.student, setup.device
     steps_per_epoch = -(-len(setup.data.train) // config.batch_size)
     optimizer, scheduler = loop.make_optimizer(
-        student,
-        config.lr,
-        config.weight_decay,
-        config.epochs * steps_per_epoch,
-        config.warmup_ratio,
+        setup.student, config.lr, config.weight_decay, config.epochs * steps_per_epoch, config.warmup_ratio
     )
     state = reporter.restore()
     if state is None:
-        constants = _trial_constants(setup)
-        first_epoch = 0
+        constants, first_epoch = _trial_constants(setup), 0
     else:
-        student.load_state_dict(state["student"])
+        setup.student.load_state_dict(state["student"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         loop.set_rng_state(state["rng"])
@@ -72,25 +69,40 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
 
     reported = []
     for epoch in range(first_epoch, config.epochs):
-        step_loss = _step_loss(setup, first_step=epoch * steps_per_epoch, resumed=state is not None)
-        order = loop.make_loader(
-            setup.data.train, setup.tokenizer, config.batch_size, device, _order_seed(config, epoch)
-        )
+        first_step = epoch * steps_per_epoch
+
+        def on_step(step: int, values: dict[str, float], first_step: int = first_step) -> None:
+            reporter.step(first_step + step + 1, {**values, "learning_rate": scheduler.get_last_lr()[0]})
+
         train = loop.train_epoch(
-            student, order, step_loss, optimizer, scheduler, config.max_grad_norm, device
+            setup.student,
+            loop.make_loader(
+                setup.data.train, setup.tokenizer, config.batch_size, setup.device, _order_seed(config, epoch)
+            ),
+            _step_loss(setup, first_step, resumed=state is not None),
+            optimizer,
+            scheduler,
+            config.max_grad_norm,
+            setup.device,
+            on_step,
         )
         epoch_metrics = {
             **constants,
             metrics.EPOCH: epoch + 1,
             **_train_metrics(train),
             metrics.LEARNING_RATE: scheduler.get_last_lr()[0],
-            **_validation_metrics(setup),
+            **loop.score_splits(
+                setup.student,
+                setup.data,
+                setup.tokenizer,
+                setup.device,
+                config.eval_batch_size,
+                with_test=epoch + 1 == config.epochs,
+            ),
         }
-        if epoch + 1 == config.epochs and setup.data.test is not None:
-            epoch_metrics[metrics.TEST_ACCURACY] = _accuracy(setup, student, setup.data.test)
         checkpoint = {
             "epoch": epoch + 1,
-            "student": student.state_dict(),
+            "student": setup.student.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": loop.rng_state(),
@@ -108,9 +120,21 @@ def prepare(config: TrialConfig) -> Setup:
     layers = select_layers(config.strategy, teacher.config.num_hidden_layers, config.student_layers)
     data = load_task_data(config.data, tokenizer)
     device = loop.pick_device(config.device)
-    loop.seed_everything(config.seed)
-    student = build_student(teacher, layers, num_layers=config.student_layers)
-    return Setup(config, layers, teacher.to(device), student.to(device), tokenizer, data, device)
+    teacher.to(device)
+    cached = None
+    if config.teacher_cache and Path(config.teacher).is_dir():
+        cached = load_or_build(
+            teacher,
+            config.teacher,
+            data.train,
+            tokenizer,
+            config.alpha_cos > 0,
+            device,
+            config.cache_memory_mb * 1024**2,
+        )
+    loop.seed_everything(config.seed)  # after the cache, which a first trial builds and later ones load
+    student = build_student(teacher, layers, num_layers=config.student_layers).to(device)
+    return Setup(config, layers, teacher, student, tokenizer, data, device, cached)
 
 
 def _trial_constants(setup: Setup) -> dict:
@@ -132,8 +156,9 @@ def _order_seed(config: TrialConfig, epoch: int) -> int:
 
 def _step_loss(setup: Setup, first_step: int, resumed: bool) -> loop.StepLoss:
     """The distillation loss of one batch, with the teacher run live in eval mode."""
-    config, teacher, student = setup.config, setup.teacher, setup.student
+    config, student = setup.config, setup.student
     need_hidden = config.alpha_cos > 0
+    teacher_outputs = _teacher_outputs(setup)
     crash_at = None if resumed else config.fault_step("crash")
     nan_at = config.fault_step("nan")
     step = first_step
@@ -143,19 +168,14 @@ def _step_loss(setup: Setup, first_step: int, resumed: bool) -> loop.StepLoss:
         if step == crash_at:
             raise InjectedFault(f"injected crash at step {step} (fault={config.fault!r})")
         inputs = loop.model_inputs(batch)
-        with torch.no_grad():
-            teacher_out = teacher(**inputs, output_hidden_states=need_hidden)
+        teacher_logits, teacher_hidden = teacher_outputs(batch)
         student_out = student(**inputs, output_hidden_states=need_hidden)
         hidden = None
         if need_hidden:
-            hidden = (
-                student_out.hidden_states[-1],
-                teacher_out.hidden_states[-1],
-                batch["attention_mask"],
-            )
+            hidden = (student_out.hidden_states[-1], teacher_hidden, batch["attention_mask"])
         terms = distillation_loss(
             student_out.logits,
-            teacher_out.logits,
+            teacher_logits,
             batch["labels"],
             config.loss_weights,
             config.temperature,
@@ -169,6 +189,21 @@ def _step_loss(setup: Setup, first_step: int, resumed: bool) -> loop.StepLoss:
     return step_loss
 
 
+def _teacher_outputs(setup: Setup):
+    """Teacher logits and last hidden states for a batch: from the cache, or a live forward pass."""
+    need_hidden = setup.config.alpha_cos > 0
+
+    def from_cache(batch: dict[str, torch.Tensor]):
+        return setup.cached.batch(batch["example_index"], batch["attention_mask"], setup.device)
+
+    @torch.no_grad()
+    def live(batch: dict[str, torch.Tensor]):
+        out = setup.teacher(**loop.model_inputs(batch), output_hidden_states=need_hidden)
+        return out.logits, out.hidden_states[-1] if need_hidden else None
+
+    return live if setup.cached is None else from_cache
+
+
 def _train_metrics(train: dict[str, float]) -> dict[str, float]:
     return {
         metrics.TRAIN_LOSS: train["loss"],
@@ -177,14 +212,6 @@ def _train_metrics(train: dict[str, float]) -> dict[str, float]:
         metrics.TRAIN_LOSS_COS: train["cos"],
         metrics.EXAMPLES_PER_SECOND: train["examples_per_second"],
     }
-
-
-def _validation_metrics(setup: Setup) -> dict[str, float]:
-    scores = _evaluate(setup, setup.student, setup.data.validation)
-    result = {metrics.EVAL_ACCURACY: scores["accuracy"], metrics.EVAL_LOSS: scores["loss"]}
-    for name, rows in setup.data.extra_validation.items():
-        result[metrics.extra_eval_accuracy(name)] = _accuracy(setup, setup.student, rows)
-    return result
 
 
 def _evaluate(setup: Setup, model: PreTrainedModel, rows) -> dict[str, float]:

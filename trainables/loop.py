@@ -15,6 +15,9 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from trainables import metrics
+from trainables.data import TaskData
+
 StepLoss = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
@@ -107,9 +110,7 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The keys a Hugging Face encoder takes (drops labels and our example index)."""
-    return {
-        k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")
-    }
+    return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
 def train_epoch(
@@ -167,3 +168,25 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -
 def _on(loader: DataLoader, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
     for batch in loader:
         yield to_device(batch, device)
+
+
+def score_splits(
+    model: torch.nn.Module,
+    data: TaskData,
+    tokenizer: PreTrainedTokenizerBase,
+    device: torch.device,
+    batch_size: int = 128,
+    with_test: bool = True,
+) -> dict[str, float]:
+    """Scores on every evaluation set of a task, under the metric names the trials report."""
+
+    def score(rows: datasets.Dataset) -> dict[str, float]:
+        return evaluate(model, make_loader(rows, tokenizer, batch_size, device), device)
+
+    main = score(data.validation)
+    scores = {metrics.EVAL_ACCURACY: main["accuracy"], metrics.EVAL_LOSS: main["loss"]}
+    for name, rows in data.extra_validation.items():
+        scores[metrics.extra_eval_accuracy(name)] = score(rows)["accuracy"]
+    if with_test and data.test is not None:
+        scores[metrics.TEST_ACCURACY] = score(data.test)["accuracy"]
+    return scores

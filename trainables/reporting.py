@@ -10,6 +10,7 @@ from typing import Protocol
 
 import torch
 from ray import tune
+from torch.utils.tensorboard import SummaryWriter
 
 STATE_FILE = "trial_state.pt"
 
@@ -21,9 +22,25 @@ class Reporter(Protocol):
     def report(self, metrics: dict, state: dict) -> None:
         """Publish one epoch's metrics with the checkpoint state that reproduces them."""
 
+    def step(self, global_step: int, values: dict[str, float]) -> None:
+        """Record one optimiser step's losses and learning rate."""
+
 
 class TuneReporter:
-    """Reports through `tune.report` and resumes from `tune.get_checkpoint()`."""
+    """Reports through `tune.report` and resumes from `tune.get_checkpoint()`.
+
+    Per-step scalars go to a TensorBoard event file in the trial's working directory, which Ray
+    syncs into the trial folder beside its own per-epoch events.
+    """
+
+    def __init__(self) -> None:
+        self._writer: SummaryWriter | None = None
+
+    def step(self, global_step: int, values: dict[str, float]) -> None:
+        if self._writer is None:
+            self._writer = SummaryWriter(log_dir=".")
+        for name, value in values.items():
+            self._writer.add_scalar(f"step/{name}", value, global_step)
 
     def restore(self) -> dict | None:
         checkpoint = tune.get_checkpoint()
@@ -35,6 +52,8 @@ class TuneReporter:
     def report(self, metrics: dict, state: dict) -> None:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(state, Path(directory) / STATE_FILE)
+            if self._writer is not None:
+                self._writer.flush()
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
@@ -44,6 +63,10 @@ class LocalReporter:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.results: list[dict] = []
+        self.steps: list[tuple[int, dict[str, float]]] = []
+
+    def step(self, global_step: int, values: dict[str, float]) -> None:
+        self.steps.append((global_step, dict(values)))
 
     def restore(self) -> dict | None:
         path = self.directory / STATE_FILE

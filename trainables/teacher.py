@@ -5,6 +5,7 @@ teaches the student noise, and nothing downstream would show it.
 """
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from trainables import loop, metrics
+from trainables import loop
 from trainables.data import DataConfig, TaskData, load_task_data, task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
@@ -51,9 +52,7 @@ class TeacherConfig:
 def load_classifier(name: str, task: str, trust_remote_code: bool = False):
     """Model, tokenizer and the names of weights that were newly initialised (not in the files)."""
     if not is_local(name):
-        require_hub(
-            f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead."
-        )
+        require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
     elif not Path(name).expanduser().is_dir():
         raise ConfigError(f"Model folder {name} does not exist.")
     num_labels = task_spec(task).num_labels
@@ -108,18 +107,18 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
         return {"loss": model(**loop.model_inputs(batch), labels=batch["labels"]).loss}
 
     history = []
+    steps_per_epoch = len(data.train) // config.batch_size + bool(len(data.train) % config.batch_size)
     for epoch in range(config.epochs):
-        order = loop.make_loader(
-            data.train, tokenizer, config.batch_size, device, config.seed * 1000 + epoch
-        )
+        order = loop.make_loader(data.train, tokenizer, config.batch_size, device, config.seed * 1000 + epoch)
+        progress = _progress(f"teacher epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
         train = loop.train_epoch(
-            model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device
+            model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device, progress
         )
         history.append(
             {
                 "epoch": epoch + 1,
                 "train_loss": train["loss"],
-                **_scores(model, data, tokenizer, device),
+                **loop.score_splits(model, data, tokenizer, device),
             }
         )
         print(f"teacher epoch {epoch + 1}/{config.epochs}: {history[-1]}", flush=True)
@@ -135,19 +134,17 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
     return info
 
 
-def _scores(model: PreTrainedModel, data: TaskData, tokenizer, device: torch.device) -> dict:
-    """eval_* (and test_*) scores under the same metric names the trials report."""
+def _progress(label: str, steps: int):
+    """Prints about ten progress lines per epoch: teacher fine-tuning runs outside Ray's table."""
+    every = max(1, steps // 10)
+    started = time.perf_counter()
 
-    def score(rows) -> dict[str, float]:
-        return loop.evaluate(model, loop.make_loader(rows, tokenizer, 128, device), device)
+    def on_step(step: int, values: dict[str, float]) -> None:
+        if (step + 1) % every == 0 or step + 1 == steps:
+            elapsed = time.perf_counter() - started
+            print(f"{label}: step {step + 1}/{steps}, loss {values['loss']:.4f}, {elapsed:.0f} s", flush=True)
 
-    main = score(data.validation)
-    scores = {metrics.EVAL_ACCURACY: main["accuracy"], metrics.EVAL_LOSS: main["loss"]}
-    for name, rows in data.extra_validation.items():
-        scores[metrics.extra_eval_accuracy(name)] = score(rows)["accuracy"]
-    if data.test is not None:
-        scores[metrics.TEST_ACCURACY] = score(data.test)["accuracy"]
-    return scores
+    return on_step
 
 
 def _majority(data: TaskData) -> float:

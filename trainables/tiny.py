@@ -64,9 +64,7 @@ def _sentence(rng: random.Random, idx: int) -> dict:
     return {"sentence": " ".join(words), "label": label, "idx": idx}
 
 
-def write_tiny_encoder(
-    directory: str | Path, layers: int = 4, hidden: int = 64, seed: int = 0
-) -> str:
+def write_tiny_encoder(directory: str | Path, layers: int = 4, hidden: int = 64, seed: int = 0) -> str:
     """Save a randomly initialised tiny BERT encoder and a word-level tokenizer for the task."""
     import torch
 

@@ -1,0 +1,225 @@
+"""`python -m sweep.run`: a Ray Tune study of student-layer initialisations for distillation.
+
+    python -m sweep.run --preset smoke                 # offline check of an install, a few minutes
+    python -m sweep.run --gpus 4 --gpus-per-trial 0.25 # the `seed` study, four trials per GPU
+    python -m sweep.run --config my.yaml --dry-run     # list the planned trials, start nothing
+    python -m sweep.run --preset smoke --resume        # continue an interrupted study
+
+Settings come from a preset, then a YAML file, then flags. Any bad setting exits with status 2 and
+a message before Ray starts; an interrupted study exits with 130 and continues with --resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from sweep.config import STUDY_FILE, StudyConfig, from_dict, load_yaml, resolve
+from sweep.presets import PRESETS, merge
+from trainables.errors import ConfigError
+from trainables.layers import STRATEGY_HELP
+
+# Flags that may change when a study is resumed; any other explicit setting must match study.yaml.
+RESUMABLE = ("name", "storage_path", "resources", "max_failures")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit; report it like any other bad input
+        raise ConfigError(f"{message}. See python -m sweep.run --help.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m sweep.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    study = parser.add_argument_group("study")
+    study.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default seed)")
+    study.add_argument("--config", help="YAML file with any settings (see configs/); flags override it")
+    study.add_argument("--name", help="study name (default: the preset's name)")
+    study.add_argument("--storage-path", help="folder or URI Ray's storage accepts (default: ./runs)")
+    study.add_argument(
+        "--stage", choices=("search", "replicate", "both"), help="stages to run (default both)"
+    )
+    study.add_argument("--strategies", nargs="+", help=f"layer strategies: {STRATEGY_HELP}")
+    study.add_argument("--num-samples", type=int, help="trials of the search stage")
+    study.add_argument("--seeds", type=int, help="seeds per strategy in the replicate stage (seeds 0..N-1)")
+    study.add_argument(
+        "--resume", nargs="?", const=True, metavar="STUDY_DIR", help="continue an interrupted study"
+    )
+    study.add_argument("--max-failures", type=int, help="retries of a failed trial from its last checkpoint")
+    study.add_argument("--keep-checkpoints", type=int, help="checkpoints kept per trial (default 1)")
+    model = parser.add_argument_group("teacher, student and data")
+    model.add_argument("--teacher", help="base model to fine-tune, or a fine-tuned classifier to load")
+    model.add_argument("--student-layers", type=int, help="K, the student's number of layers")
+    model.add_argument("--epochs", type=int, help="epochs per trial")
+    model.add_argument("--task", help="GLUE task, e.g. mnli, sst2")
+    for split in ("train", "validation", "test"):
+        model.add_argument(f"--{split}", help=f"{split} source: a hub split name or a .jsonl/.csv file")
+        model.add_argument(f"--{split}-size", type=int, help=f"random subset of the {split} source")
+    res = parser.add_argument_group("resources")
+    res.add_argument("--address", help="join a running Ray cluster (started with `ray start --head`)")
+    res.add_argument("--cpus", type=float, help="CPUs of the local Ray instance (default: all)")
+    res.add_argument("--gpus", type=float, help="GPUs of the local Ray instance (default: all)")
+    res.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
+    res.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; 0.25 puts four trials on a GPU")
+    res.add_argument("--max-concurrent-trials", type=int, help="cap on trials running at once")
+    out = parser.add_argument_group("output")
+    out.add_argument("--dry-run", action="store_true", help="print the planned trials and exit")
+    out.add_argument("--format", choices=("text", "json"), default="text", help="--dry-run output format")
+    return parser
+
+
+def flags_to_settings(args: argparse.Namespace) -> dict:
+    """The explicitly given flags as a nested settings dict, in the YAML's shape."""
+    direct = {
+        "preset": args.preset,
+        "name": args.name,
+        "storage_path": args.storage_path,
+        "strategies": _strategies(args.strategies) if args.strategies else None,
+        "max_failures": args.max_failures,
+        "keep_checkpoints": args.keep_checkpoints,
+        "stages": (["search", "replicate"] if args.stage == "both" else [args.stage]) if args.stage else None,
+    }
+    nested = {
+        "search": {"num_samples": args.num_samples},
+        "replicate": {"seeds": args.seeds},
+        "teacher": {"base": args.teacher},
+        "trial": {"student_layers": args.student_layers, "epochs": args.epochs},
+        "data": {
+            "task": args.task,
+            **{split: getattr(args, split) for split in ("train", "validation", "test")},
+            **{f"{split}_size": getattr(args, f"{split}_size") for split in ("train", "validation", "test")},
+        },
+        "resources": {
+            key: getattr(args, key)
+            for key in (
+                "address",
+                "cpus",
+                "gpus",
+                "cpus_per_trial",
+                "gpus_per_trial",
+                "max_concurrent_trials",
+            )
+        },
+    }
+    settings = {k: v for k, v in direct.items() if v is not None}
+    for section, values in nested.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            settings[section] = given
+    return settings
+
+
+def _strategies(items: list[str]) -> list[str]:
+    """Split "bottom,top" and keep "custom:1,5,9" whole: a bare number continues a custom list."""
+    strategies: list[str] = []
+    for part in ",".join(items).split(","):
+        part = part.strip()
+        if part.isdigit() and strategies and strategies[-1].startswith("custom:"):
+            strategies[-1] += f",{part}"
+        elif part:
+            strategies.append(part)
+    return strategies
+
+
+def study_config(args: argparse.Namespace) -> tuple[StudyConfig, bool]:
+    """The study to run and whether it resumes one; refuses to overwrite or resume the wrong one."""
+    yaml_values = load_yaml(args.config) if args.config else {}
+    flags = flags_to_settings(args)
+    requested = resolve(yaml_values, flags)
+    if not args.resume:
+        if (requested.local_dir / STUDY_FILE).is_file():
+            raise ConfigError(
+                f"{requested.local_dir} already holds a study. Pass --resume to continue it, --name to "
+                f"start another beside it, or delete the folder."
+            )
+        return requested, False
+    folder = Path(args.resume).expanduser().resolve() if isinstance(args.resume, str) else requested.local_dir
+    stored = _stored_study(folder)
+    _same_study(stored, requested, merge(yaml_values, flags))
+    for key in ("max_failures",):
+        if key in flags:
+            setattr(stored, key, flags[key])
+    for key, value in flags.get("resources", {}).items():
+        setattr(stored.resources, key, value)
+    return stored, True
+
+
+def _stored_study(folder: Path) -> StudyConfig:
+    path = folder / STUDY_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"Cannot resume: {folder} holds no study (no {STUDY_FILE}). Pass the folder of a study "
+            f"started earlier (<storage>/<name>), or the same --name/--storage-path as that run."
+        )
+    return from_dict(yaml.safe_load(path.read_text()))
+
+
+def _same_study(stored: StudyConfig, requested: StudyConfig, explicit: dict) -> None:
+    """Settings given along with --resume must match the stored study, except resources."""
+    old, new = stored.to_dict(), requested.to_dict()
+    differ = []
+    for key in _dotted(explicit):
+        if key.split(".")[0] in RESUMABLE:
+            continue
+        if _get(old, key) != _get(new, key):
+            differ.append(f"{key}: {_get(old, key)!r} in the study, {_get(new, key)!r} now")
+    if differ:
+        raise ConfigError(
+            "Cannot resume with different settings (" + "; ".join(differ) + "). Resume with only "
+            "resource flags, or start a new study with --name."
+        )
+
+
+def _dotted(values: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        keys += _dotted(value, name + ".") if isinstance(value, dict) and value else [name]
+    return keys
+
+
+def _get(values: dict, dotted: str):
+    for part in dotted.split("."):
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        config, resumed = study_config(args)
+        return run(config, resumed, args.dry_run, args.format)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted. Continue with --resume.", file=sys.stderr)
+        return 130
+
+
+def run(config: StudyConfig, resumed: bool, dry_run: bool = False, output: str = "text") -> int:
+    """Check everything, then print the plan or run the study."""
+    from sweep import plan, stages
+    from sweep.checks import check_study, local_caches, prepare_tiny
+
+    with local_caches(config):
+        prepare_tiny(config)
+        checked = check_study(config)
+        planned = plan.planned_trials(config, checked)
+        if dry_run:
+            print(
+                plan.format_json(planned) if output == "json" else plan.format_text(config, checked, planned)
+            )
+            return 0
+        print("\n".join(plan.summary(config, checked)), flush=True)
+        if not resumed:
+            stages.write_study_file(config)
+        return stages.run_study(config, checked)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

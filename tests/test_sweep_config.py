@@ -1,0 +1,291 @@
+"""The sweep's settings and checks, without Ray: presets, merging, every bad input, --dry-run."""
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweep import plan, ranking, stages
+from sweep.config import load_yaml, resolve
+from sweep.run import _strategies, main
+from trainables.layers import select_layers
+from trainables.tiny import write_sentiment_task, write_tiny_encoder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, str]:
+    """A tiny 4-layer encoder and the tiny task, written once for the module."""
+    root = tmp_path_factory.mktemp("sweep-world")
+    paths = write_sentiment_task(root / "data")
+    return {"encoder": write_tiny_encoder(root / "encoder"), **paths}
+
+
+def smoke_args(world: dict, storage: Path, *more: str) -> list[str]:
+    """The smoke preset on the module's tiny world (nothing generated per test)."""
+    data = [f"--{split}={world[split]}" for split in ("train", "validation", "test")]
+    return ["--preset", "smoke", "--storage-path", str(storage), "--teacher", world["encoder"], *data, *more]
+
+
+def cli(capsys, args: list[str]) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def write_yaml(path: Path, values: dict) -> str:
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+# --- presets and merging -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["seed", "mnli", "smoke"])
+def test_example_configs_are_the_presets(name: str) -> None:
+    assert resolve(load_yaml(REPO / "configs" / f"{name}.yaml")) == resolve(flags={"preset": name})
+
+
+def test_seed_preset_is_the_original_study_done_right() -> None:
+    config = resolve()
+    assert config.preset == "seed" and config.teacher.base == "bert-base-uncased"
+    assert config.data["task"] == "mnli" and config.trial["student_layers"] == 6
+    assert config.strategies == ["bottom", "top", "odd", "even"]
+    assert (config.data["train_size"], config.data["validation_size"], config.data["test_size"]) == (
+        1000,
+        50,
+        50,
+    )
+    assert (config.data["validation"], config.data["test"]) == ("validation_mismatched", "validation_matched")
+    assert (config.trial["batch_size"], config.trial["lr"], config.trial["epochs"]) == (32, 5e-5, 5)
+    assert config.replicate.seed_list == [0, 1, 2, 3, 4]
+
+
+def test_flags_override_yaml_which_overrides_the_preset(tmp_path: Path) -> None:
+    yaml_values = {"preset": "smoke", "trial": {"epochs": 7, "lr": 0.01}, "replicate": {"seeds": 4}}
+    config = resolve(yaml_values, {"trial": {"epochs": 9}, "resources": {"cpus_per_trial": 2.0}})
+    assert config.preset == "smoke"
+    assert config.trial["epochs"] == 9  # flag beats YAML
+    assert config.trial["lr"] == 0.01  # YAML beats preset
+    assert config.trial["batch_size"] == 16  # preset
+    assert config.replicate.seeds == 4 and config.resources.cpus_per_trial == 2.0
+    assert config.name == "smoke" and Path(config.storage_path).is_absolute()
+
+
+def test_strategy_flags_keep_custom_lists_whole() -> None:
+    assert _strategies(["bottom,top", "custom:1,5,9", "odd"]) == ["bottom", "top", "custom:1,5,9", "odd"]
+    assert _strategies(["custom:2,4,top"]) == ["custom:2,4", "top"]
+
+
+def test_interval_half_width_at_fifty_examples() -> None:
+    assert round(plan.interval_half_width(50), 2) == 0.13
+    assert (
+        plan.interval_half_width(plan.examples_for(0.05))
+        <= 0.05
+        < plan.interval_half_width(plan.examples_for(0.05) - 1)
+    )
+
+
+# --- every bad input exits with status 2 before Ray starts ---------------------------------------
+
+
+def _bad_rows(tmp_path: Path, rows: list[dict]) -> str:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+BAD_FLAGS = {
+    "unknown preset": (["--preset", "nope"], "Unknown preset"),
+    "unknown strategy": (["--strategies", "bottom", "sideways"], "Unknown layer strategy"),
+    "custom layer out of range": (["--strategies", "custom:1,9"], "outside the teacher's 1..4"),
+    "custom layer repeated": (["--strategies", "custom:2,2"], "repeats a layer"),
+    "custom layers of the wrong count": (["--strategies", "custom:1,2,3"], "lists 3 layers"),
+    "student as deep as teacher": (["--student-layers", "4"], "between 1 and 3 layers"),
+    "student of no layers": (["--student-layers", "0"], "between 1 and 3 layers"),
+    "seeds below 1": (["--seeds", "0"], "seeds must be at least 1"),
+    "too few search samples": (["--num-samples", "2"], "num_samples must be at least 4"),
+    "unknown task": (["--task", "imdb"], "Unknown task 'imdb'"),
+    "missing data file": (["--train", "/no/such/train.jsonl"], "does not exist"),
+    "unlabelled hub test split": (["--test", "test"], "without labels"),
+    "GPU fraction above one": (["--gpus-per-trial", "1.5"], "a fraction of one GPU"),
+    "GPUs per trial beyond the total": (["--gpus-per-trial", "0.25", "--gpus", "0"], "asks for 0.25 GPUs"),
+    "GPUs beyond the machine": (["--gpus", "1000"], "GPU(s). To use GPUs on other machines"),
+    "CPUs per trial beyond the total": (["--cpus", "2", "--cpus-per-trial", "3"], "lower --cpus-per-trial"),
+    "not a number": (["--seeds", "many"], "invalid int value"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FLAGS), ids=list(BAD_FLAGS))
+def test_bad_flags_exit_with_status_2(case: str, world: dict, tmp_path: Path, capsys) -> None:
+    flags, message = BAD_FLAGS[case]
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *flags))
+    assert code == 2 and message in err, err
+    assert err.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in err
+
+
+BAD_YAML = {
+    "unknown key": ({"trial": {"temprature": 2.0}}, "Unknown trial setting(s) ['temprature']"),
+    "unknown section": ({"sweep": {}}, "Unknown study setting(s) ['sweep']"),
+    "search range min above max": (
+        {"search": {"space": {"lr": {"min": 0.1, "max": 0.01}}}},
+        "min 0.1 > max 0.01",
+    ),
+    "temperature not positive": (
+        {"stages": ["replicate"], "trial": {"temperature": 0.0}},
+        "temperature must be > 0",
+    ),
+    "temperature range reaching 0": (
+        {"search": {"space": {"temperature": [0.0, 2.0]}}},
+        "temperature must stay > 0",
+    ),
+    "negative loss weight": (
+        {"stages": ["replicate"], "trial": {"alpha_ce": -0.5}},
+        "must be >= 0 and not all zero",
+    ),
+    "all-zero loss weights": (
+        {"stages": ["replicate"], "trial": {"alpha_ce": 0.0, "alpha_kd": 0.0, "alpha_cos": 0.0}},
+        "not all zero",
+    ),
+    "all-zero weight ranges": (
+        {"search": {"space": {"alpha_ce": 0.0, "alpha_kd": 0.0, "alpha_cos": 0.0}}},
+        "every loss weight 0",
+    ),
+    "negative weight range": ({"search": {"space": {"alpha_kd": [-1.0, 1.0]}}}, "cannot be negative"),
+    "lr not positive": ({"stages": ["replicate"], "trial": {"lr": 0.0}}, "lr must be > 0"),
+    "bad fault": ({"faults": [{"strategy": "top", "fault": "boom:3"}]}, "fault must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_YAML), ids=list(BAD_YAML))
+def test_bad_yaml_exits_with_status_2(case: str, world: dict, tmp_path: Path, capsys) -> None:
+    values, message = BAD_YAML[case]
+    config = write_yaml(tmp_path / "study.yaml", {"preset": "smoke", **values})
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--config", config))
+    assert code == 2 and message in err, err
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"text": "good film", "label": 1}], "lacks the sst2 columns ['sentence']"),
+        ([{"sentence": "good film", "label": 5}], "labels outside 0..1"),
+    ],
+    ids=["rows lacking the task's columns", "labels outside the task's range"],
+)
+def test_bad_rows_exit_with_status_2(rows, message, world: dict, tmp_path: Path, capsys) -> None:
+    bad = _bad_rows(tmp_path, rows)
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--validation", bad))
+    assert code == 2 and message in err, err
+
+
+def test_unreachable_hub_fails_fast(world: dict, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--teacher", "some-org/some-bert"))
+    assert code == 2 and "unreachable" in err, err
+
+
+def test_resume_needs_a_study(world: dict, tmp_path: Path, capsys) -> None:
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--resume", str(tmp_path / "elsewhere")))
+    assert code == 2 and "holds no study" in err
+
+
+def test_an_existing_study_is_neither_overwritten_nor_resumed_differently(
+    world: dict, tmp_path: Path, capsys
+) -> None:
+    config = resolve(flags={"preset": "smoke", "storage_path": str(tmp_path), "replicate": {"seeds": 2}})
+    stages.write_study_file(config)
+    code, out, err = cli(capsys, smoke_args(world, tmp_path))
+    assert code == 2 and "already holds a study" in err
+    code, out, err = cli(
+        capsys, ["--preset", "smoke", "--storage-path", str(tmp_path), "--resume", "--seeds", "3"]
+    )
+    assert code == 2 and "replicate.seeds: 2 in the study, 3 now" in err
+
+
+# --- --dry-run -----------------------------------------------------------------------------------
+
+
+def test_dry_run_json_lists_every_planned_trial(world: dict, tmp_path: Path, capsys) -> None:
+    args = [
+        "--strategies",
+        "bottom",
+        "top",
+        "custom:1,4",
+        "--num-samples",
+        "5",
+        "--seeds",
+        "3",
+        "--format",
+        "json",
+    ]
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *args))
+    assert code == 0, err
+    planned = json.loads(out)
+    search = [t for t in planned if t["stage"] == "search"]
+    replicate = [t for t in planned if t["stage"] == "replicate"]
+    assert len(search) == 5 and len(replicate) == 3 * 3
+    assert [t["strategy"] for t in search[:3]] == ["bottom", "top", "custom:1,4"]  # each tried first
+    assert search[3]["strategy"] is None and search[3]["lr"] == {"min": 1e-3, "max": 1e-2, "log": True}
+    assert {(t["strategy"], t["seed"]) for t in replicate} == {
+        (s, seed) for s in ("bottom", "top", "custom:1,4") for seed in (0, 1, 2)
+    }
+    for trial in planned:
+        assert {"stage", "strategy", "teacher_layers", "seed", "temperature", "alpha_ce", "alpha_kd"} <= set(
+            trial
+        )
+        assert {"alpha_cos", "lr"} <= set(trial)
+        if trial["strategy"]:
+            assert trial["teacher_layers"] == select_layers(trial["strategy"], 4, 2)
+    assert not (tmp_path / "smoke" / "study.yaml").exists()  # nothing started
+
+
+def test_dry_run_of_replicate_only_uses_the_fixed_hyperparameters(
+    world: dict, tmp_path: Path, capsys
+) -> None:
+    code, out, err = cli(
+        capsys, smoke_args(world, tmp_path, "--dry-run", "--format", "json", "--stage", "replicate")
+    )
+    planned = json.loads(out)
+    assert code == 0 and {t["stage"] for t in planned} == {"replicate"} and len(planned) == 4 * 2
+    assert {(t["lr"], t["temperature"], t["hyperparameters"]) for t in planned} == {(3e-3, 2.0, "fixed")}
+
+
+def test_dry_run_of_the_seed_preset_warns_about_its_small_sets(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub splits are checked by name only
+    teacher = write_tiny_encoder(tmp_path / "twelve-layers", layers=12)
+    code, out, err = cli(capsys, ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path)])
+    assert code == 0, err
+    assert "±0.13" in out and "validation set has 50 examples" in out and "test set has 50 examples" in out
+    assert "test examples come from validation_matched" in out and "unlabelled" in out
+    assert "odd [1, 3, 5, 7, 9, 11]" in out and "even [2, 4, 6, 8, 10, 12]" in out
+    assert len([line for line in out.splitlines() if line.startswith("replicate ")]) == 4 * 5
+
+
+# --- the ranking hook ----------------------------------------------------------------------------
+
+
+def test_ranking_hook_without_the_analysis_package(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "analysis.rank", None)  # import fails
+    assert (
+        ranking.rank_stage(tmp_path / "replicate", tmp_path, tmp_path / "trials.csv", "eval_accuracy") is None
+    )
+    assert f"per-trial results are in {tmp_path / 'trials.csv'}" in capsys.readouterr().out
+
+
+def test_ranking_hook_calls_the_analysis(tmp_path: Path, capsys, monkeypatch) -> None:
+    calls = []
+
+    def rank_study(source, out_dir, metric, stage):
+        calls.append((source, out_dir, metric, stage))
+        (out_dir / "ranking.csv").write_text("rank,strategy\n1,top\n")
+
+    monkeypatch.setitem(sys.modules, "analysis.rank", types.SimpleNamespace(rank_study=rank_study))
+    path = ranking.rank_stage(tmp_path / "replicate", tmp_path, tmp_path / "trials.csv", "eval_accuracy")
+    assert calls == [(tmp_path / "replicate", tmp_path, "eval_accuracy", "replicate")]
+    assert path == tmp_path / "ranking.csv" and "top" in capsys.readouterr().out

@@ -1,0 +1,308 @@
+"""The study on local Ray (2 CPUs): the smoke study end to end, and recovery from faults.
+
+The smoke study runs once for the module; the other tests reuse its fine-tuned teacher and tiny
+task, so only the first pays for the teacher stage.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from transformers import AutoModelForSequenceClassification
+
+from sweep.run import main
+from trainables.config import TrialConfig
+from trainables.distill import run_trial
+
+pytestmark = pytest.mark.ray
+REPO = Path(__file__).resolve().parents[1]
+TINY_STEPS_PER_EPOCH = 512 // 16
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """The smoke study, trimmed: 2 strategies, 3 search trials, 2 seeds."""
+    storage = tmp_path_factory.mktemp("smoke")
+    args = ["--preset", "smoke", "--storage-path", str(storage), "--strategies", "bottom", "top"]
+    code = main([*args, "--num-samples", "3", "--seeds", "2", "--cpus", "2"])
+    assert code == 0
+    return storage / "smoke"
+
+
+def trials(study: Path, stage: str) -> pd.DataFrame:
+    return pd.read_csv(study / stage / "trials.csv")
+
+
+def study_yaml(tmp_path: Path, smoke: Path, name: str, **settings) -> str:
+    """A replicate-only study on the smoke study's teacher and task."""
+    tiny = smoke / "tiny" / "data"
+    values = {
+        "preset": "smoke",
+        "name": name,
+        "storage_path": str(tmp_path),
+        "stages": ["replicate"],
+        "teacher": {"base": str(smoke / "teacher" / "model")},
+        "data": {split: str(tiny / f"{split}.jsonl") for split in ("train", "validation", "test")},
+        "resources": {"cpus": 2},
+        **settings,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def checkpoints_per_trial(stage_dir: Path) -> list[int]:
+    return [len(list(trial.glob("checkpoint_*"))) for trial in stage_dir.iterdir() if trial.is_dir()]
+
+
+def test_smoke_study_runs_every_stage(smoke: Path) -> None:
+    teacher = json.loads((smoke / "teacher" / "stage.json").read_text())
+    assert teacher["finetuned"] and teacher["eval_accuracy"] > 0.7
+    assert yaml.safe_load((smoke / "study.yaml").read_text())["preset"] == "smoke"
+
+    search = trials(smoke, "search")
+    assert len(search) == 3 and set(search["strategy"]) == {"bottom", "top"}
+    assert json.loads((smoke / "search" / "best_hyperparameters.json").read_text()).keys() == {
+        "bottom",
+        "top",
+    }
+    replicate = trials(smoke, "replicate")
+    assert sorted(zip(replicate["strategy"], replicate["seed"], strict=True)) == [
+        ("bottom", 0),
+        ("bottom", 1),
+        ("top", 0),
+        ("top", 1),
+    ]
+    assert set(replicate["status"]) == {"TERMINATED"} and set(replicate["epochs"]) == {2}
+    assert {"eval_accuracy", "test_accuracy", "init_accuracy", "config/lr", "config/data/task"} <= set(
+        replicate
+    )
+    assert max(checkpoints_per_trial(smoke / "replicate")) == 1  # keep_checkpoints
+
+    student = AutoModelForSequenceClassification.from_pretrained(smoke / "best_student")
+    assert student.config.num_hidden_layers == 2
+    speed = json.loads((smoke / "speed.json").read_text())
+    assert speed["student"]["parameters"] < speed["teacher"]["parameters"]
+    assert speed["speedup"] > 0 and speed["student"]["examples_per_second"] > 0
+    try:
+        import analysis.rank  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert (smoke / "ranking.csv").is_file()
+
+
+def test_tensorboard_shows_hparams_and_epoch_scalars(smoke: Path) -> None:
+    for trial in (smoke / "replicate").glob("*_seed*"):
+        events = EventAccumulator(str(trial), size_guidance={"tensors": 0})
+        events.Reload()
+        assert {"ray/tune/eval_accuracy", "ray/tune/learning_rate", "ray/tune/train_loss_kd"} <= set(
+            events.Tags()["scalars"]
+        )
+        assert len(events.Scalars("ray/tune/eval_accuracy")) == 2  # one per epoch
+        hparams = events.PluginTagToContent("hparams")
+        start = [content for tag, content in hparams.items() if "session_start" in tag]
+        assert start and all(
+            key.encode() in start[0] for key in ("strategy", "temperature", "alpha_cos", "seed")
+        )
+
+
+def test_crashed_trial_resumes_and_nan_trial_fails_alone(smoke: Path, tmp_path: Path) -> None:
+    faults = [
+        {"strategy": "bottom", "seed": 0, "fault": f"crash:{TINY_STEPS_PER_EPOCH + 8}"},  # in epoch 2
+        {"strategy": "top", "seed": 1, "fault": "nan:5"},
+    ]
+    config = study_yaml(
+        tmp_path,
+        smoke,
+        "faults",
+        strategies=["bottom", "top"],
+        replicate={"seeds": 2},
+        faults=faults,
+        max_failures=1,
+    )
+    assert main(["--config", config]) == 0
+    study = tmp_path / "faults"
+    table = trials(study, "replicate").set_index(["strategy", "seed"])
+    assert table.loc[("top", 1), "status"] == "ERROR"
+    assert "NonFiniteLossError" in table.loc[("top", 1), "error"]
+    finished = table.drop(index=("top", 1))
+    assert set(finished["status"]) == {"TERMINATED"} and set(finished["epochs"]) == {2}
+    assert max(checkpoints_per_trial(study / "replicate")) == 1
+
+    crashed = next((study / "replicate").glob("*_bottom_seed0"))
+    assert (crashed / "error.txt").is_file()  # it did crash, once
+    params = json.loads((crashed / "params.json").read_text())
+    reference = _uninterrupted(TrialConfig.from_dict({**params, "fault": None}))
+    final = table.loc[("bottom", 0)]
+    for metric in ("eval_accuracy", "eval_loss", "train_loss", "test_accuracy", "learning_rate"):
+        assert final[metric] == pytest.approx(reference[metric], rel=1e-6, abs=1e-9), metric
+
+
+def _uninterrupted(config: TrialConfig) -> dict:
+    """The trial in this process with one thread, like a Ray trial with one CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_trial(config)[-1]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_interrupted_study_resumes_without_rerunning(smoke: Path, tmp_path: Path) -> None:
+    strategies, seeds, epochs = ["bottom", "top", "odd"], [0, 1], 3
+    config = study_yaml(
+        tmp_path,
+        smoke,
+        "resume",
+        strategies=strategies,
+        replicate={"seeds": len(seeds)},
+        trial={"epochs": epochs},
+    )
+    stage = tmp_path / "resume" / "replicate"
+    driver = subprocess.Popen([sys.executable, "-m", "sweep.run", "--config", config], cwd=REPO)
+    try:
+        finished = _wait_for_finished_trials(stage, epochs, driver)
+        driver.send_signal(signal.SIGINT)
+        assert driver.wait(timeout=120) == 130
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    done_before = {path.parent.name: _digest(path) for path in _results(stage) if _epochs(path) == epochs}
+    assert finished and len(done_before) < len(strategies) * len(seeds)
+
+    assert main(["--resume", str(tmp_path / "resume")]) == 0
+    table = trials(tmp_path / "resume", "replicate")
+    assert sorted(zip(table["strategy"], table["seed"], strict=True)) == sorted(
+        (s, seed) for s in strategies for seed in seeds
+    )
+    assert set(table["status"]) == {"TERMINATED"} and set(table["epochs"]) == {epochs}
+    for trial, digest in done_before.items():
+        assert _digest(stage / trial / "result.json") == digest, f"{trial} ran again"
+    for path in _results(stage):
+        assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [1, 2, 3]
+
+
+def _results(stage: Path) -> list[Path]:
+    return sorted(stage.glob("*_seed*/result.json"))
+
+
+def _epochs(path: Path) -> int:
+    lines = path.read_text().splitlines()
+    return json.loads(lines[-1])["epoch"] if lines else 0
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _wait_for_finished_trials(
+    stage: Path, epochs: int, driver: subprocess.Popen, timeout: float = 180
+) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None:
+        finished = sum(_epochs(path) == epochs for path in _results(stage))
+        if finished:
+            return finished
+        time.sleep(0.5)
+    raise AssertionError("no trial finished before the timeout (or the driver exited early)")
+
+
+# --- a two-node cluster on this machine ----------------------------------------------------------
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _node_ports(ports: list[int]) -> list[str]:
+    """Distinct ports for each node's own services, so two nodes share one machine."""
+    names = (
+        "node-manager",
+        "object-manager",
+        "dashboard-agent-listen",
+        "dashboard-agent-grpc",
+        "runtime-env-agent",
+    )
+    flags = [f"--{name}-port={port}" for name, port in zip(names, ports, strict=False)]
+    return [*flags, f"--metrics-export-port={ports[5]}"]
+
+
+def _ray_start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """`ray start --block`: the node lives as long as this process; SIGTERM stops it cleanly."""
+    ray = Path(sys.executable).with_name("ray")
+    command = [str(ray), "start", "--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats", *args]
+    return subprocess.Popen(
+        command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_for(log: Path, node: subprocess.Popen, text: str = "--block", timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.poll() is not None:
+            raise AssertionError(f"ray start exited:\n{log.read_text()[-2000:]}")
+        if text in log.read_text():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"ray start did not come up:\n{log.read_text()[-2000:]}")
+
+
+def _stop(nodes: list[subprocess.Popen]) -> None:
+    """Stop the nodes this test started (and only those): SIGTERM, then SIGKILL their groups."""
+    for node in nodes:
+        if node.poll() is None:
+            node.send_signal(signal.SIGTERM)
+    for node in nodes:
+        try:
+            node.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+
+
+def test_smoke_study_on_a_two_node_cluster(tmp_path: Path) -> None:
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+    env.pop("RAY_ADDRESS", None)
+    ports = _free_ports(14)
+    address = f"127.0.0.1:{ports[0]}"
+    temp_dir = tempfile.mkdtemp(prefix="kd-ray-", dir="/tmp")  # short: Ray's socket paths must fit
+    head_args = ["--head", f"--port={ports[0]}", "--node-ip-address=127.0.0.1", "--include-dashboard=false"]
+    head_args += [f"--ray-client-server-port={ports[1]}", f"--temp-dir={temp_dir}", *_node_ports(ports[2:8])]
+    nodes = [_ray_start(head_args, env, tmp_path / "head.log")]
+    try:
+        _wait_for(tmp_path / "head.log", nodes[0])
+        worker_args = [f"--address={address}", "--node-ip-address=127.0.0.1", *_node_ports(ports[8:14])]
+        nodes.append(_ray_start(worker_args, env, tmp_path / "worker.log"))
+        _wait_for(tmp_path / "worker.log", nodes[1])
+        command = [sys.executable, "-m", "sweep.run", "--preset", "smoke", "--address", address]
+        command += ["--storage-path", str(tmp_path), "--strategies", "bottom", "top", "--num-samples", "2"]
+        command += ["--seeds", "1"]
+        run = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert "Ray: 2 CPUs" in run.stdout
+    finally:
+        _stop(nodes)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    table = trials(tmp_path / "smoke", "replicate")
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
+    assert (tmp_path / "smoke" / "best_student" / "config.json").is_file()

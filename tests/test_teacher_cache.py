@@ -1,0 +1,122 @@
+"""The teacher-output cache: same results as a live teacher, reused across trials, never stale."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import BertForSequenceClassification
+
+from trainables import metrics, teacher_cache
+from trainables.config import TrialConfig
+from trainables.data import DataConfig, load_task_data
+from trainables.distill import run_trial
+from trainables.teacher import load_teacher
+
+
+def trial(teacher: str, data: DataConfig, **changes) -> TrialConfig:
+    settings = dict(teacher=teacher, data=data, student_layers=2, epochs=2, lr=3e-3, batch_size=16)
+    settings.update(alpha_cos=0.5, device="cpu", seed=5)
+    return TrialConfig(**{**settings, **changes})
+
+
+@pytest.fixture
+def teacher_rows_seen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the examples that pass through the 4-layer teacher's forward."""
+    seen: list[int] = []
+    original = BertForSequenceClassification.forward
+
+    def counting_forward(self, input_ids=None, **kwargs):
+        if self.config.num_hidden_layers == 4:
+            seen.append(len(input_ids))
+        return original(self, input_ids=input_ids, **kwargs)
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", counting_forward)
+    return seen
+
+
+def test_cached_logits_give_the_same_metrics_as_a_live_teacher(
+    tiny_teacher: str, tiny_task: DataConfig
+) -> None:
+    live = run_trial(trial(tiny_teacher, tiny_task, alpha_cos=0.0, teacher_cache=False))
+    cached = run_trial(trial(tiny_teacher, tiny_task, alpha_cos=0.0, teacher_cache=True))
+    for live_epoch, cached_epoch in zip(live, cached, strict=True):
+        for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.EVAL_LOSS, metrics.EVAL_ACCURACY):
+            assert cached_epoch[key] == pytest.approx(live_epoch[key], rel=1e-5), key
+
+
+def test_fp16_hidden_states_stay_within_rounding_of_a_live_teacher(
+    tiny_teacher: str, tiny_task: DataConfig
+) -> None:
+    """Hidden states are cached in fp16, so the cosine term differs by rounding only."""
+    live = run_trial(trial(tiny_teacher, tiny_task, epochs=1, teacher_cache=False))
+    cached = run_trial(trial(tiny_teacher, tiny_task, epochs=1, teacher_cache=True))
+    for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
+        assert cached[0][key] == pytest.approx(live[0][key], rel=1e-3), key
+    assert cached[0][metrics.EVAL_ACCURACY] == pytest.approx(live[0][metrics.EVAL_ACCURACY], abs=1 / 256)
+
+
+def test_a_second_trial_does_not_run_the_teacher_on_training_data(
+    tiny_teacher: str, tiny_task: DataConfig, teacher_rows_seen: list[int]
+) -> None:
+    run_trial(trial(tiny_teacher, tiny_task, strategy="bottom", epochs=1))
+    teacher_rows_seen.clear()
+    run_trial(trial(tiny_teacher, tiny_task, strategy="top", epochs=1))
+    assert sum(teacher_rows_seen) == 256  # the validation set, scored once for teacher_accuracy
+
+    teacher_rows_seen.clear()
+    run_trial(trial(tiny_teacher, tiny_task, strategy="top", epochs=1, teacher_cache=False))
+    assert sum(teacher_rows_seen) == 256 + 512
+
+
+def cached_outputs(teacher: str, data: DataConfig, calls: list[int], monkeypatch: pytest.MonkeyPatch):
+    model, tokenizer, _ = load_teacher(teacher, data.task)
+    rows = load_task_data(data, tokenizer).train
+    compute = teacher_cache._compute
+    monkeypatch.setattr(teacher_cache, "_compute", lambda *a: calls.append(1) or compute(*a))
+    return teacher_cache.load_or_build(model, teacher, rows, tokenizer, True, model.device)
+
+
+def test_corrupt_cache_is_detected_and_rebuilt(
+    tiny_teacher: str, tiny_task: DataConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    first = cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
+    cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
+    built = len(calls)
+    (folder,) = [
+        p for p in (Path(tiny_teacher) / teacher_cache.CACHE_DIR).iterdir() if (p / "hidden.npy").exists()
+    ]
+    logits_file = folder / "logits.npy"
+    raw = bytearray(logits_file.read_bytes())
+    raw[-4:] = b"\x00\x00\xc0\x7f"  # the last logit becomes NaN
+    logits_file.write_bytes(bytes(raw))
+
+    rebuilt = cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
+    assert len(calls) == built + 1
+    np.testing.assert_array_equal(rebuilt.logits, first.logits)
+
+
+def test_cache_for_other_rows_is_not_used(
+    tiny_teacher: str, tiny_task: DataConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    full = cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
+    fewer = DataConfig(**{**tiny_task.__dict__, "train_size": 100})
+    part = cached_outputs(tiny_teacher, fewer, calls, monkeypatch)
+    assert len(part.logits) == 100 and len(full.logits) == 512
+    assert calls[-1:] == [1]  # the 100-row subset got a cache of its own
+
+
+def test_cache_shapes_match_a_live_batch(tiny_teacher: str, tiny_task: DataConfig, monkeypatch) -> None:
+    import torch
+
+    outputs = cached_outputs(tiny_teacher, tiny_task, [], monkeypatch)
+    lengths = np.diff(outputs.offsets)
+    index = torch.tensor([3, 0, 7])
+    mask = torch.zeros(3, int(lengths[[3, 0, 7]].max()) + 2, dtype=torch.long)
+    for i, row in enumerate([3, 0, 7]):
+        mask[i, : lengths[row]] = 1
+    logits, hidden = outputs.batch(index, mask, torch.device("cpu"))
+    assert logits.shape == (3, 2) and hidden.shape == (3, mask.shape[1], 64)
+    assert torch.all(hidden[mask == 0] == 0)
+    assert torch.equal(hidden[1, : lengths[0]], torch.from_numpy(outputs.hidden[: lengths[0]]))

@@ -1,0 +1,163 @@
+"""Teacher outputs on the training set, computed once and reused by every epoch and every trial.
+
+The teacher is frozen and runs in eval mode, so its logits and last hidden states are a pure function
+of (teacher weights, training rows, tokenizer, max length). They are stored beside the teacher under
+a key made of exactly those, with a checksum, so a stale or corrupt cache is rebuilt, never used.
+
+Size: logits take examples × labels × 4 bytes; hidden states (only when the cosine term is on) take
+tokens × hidden × 2 bytes (fp16, no padding), e.g. 1000 SST-2 rows ≈ 25k tokens × 384 ≈ 19 MB. Caches
+larger than `max_memory_bytes` are memory-mapped from disk instead of loaded into RAM.
+"""
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from trainables import loop
+from trainables.data import DataConfig, load_train_rows
+from trainables.teacher import load_teacher
+
+CACHE_DIR = "teacher_cache"
+FORMAT_VERSION = 1
+DEFAULT_MAX_MEMORY_BYTES = 2 * 1024**3
+
+
+@dataclass
+class TeacherOutputs:
+    """Per-example teacher logits, and optionally last hidden states without padding."""
+
+    logits: np.ndarray  # [examples, labels] float32
+    hidden: np.ndarray | None  # [total tokens, hidden] float16, examples back to back
+    offsets: np.ndarray | None  # [examples + 1] start of each example in `hidden`
+
+    def batch(
+        self, example_index: torch.Tensor, attention_mask: torch.Tensor, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits and right-padded hidden states for a batch, shaped like a live teacher's."""
+        rows = example_index.cpu().numpy()
+        logits = torch.from_numpy(np.ascontiguousarray(self.logits[rows])).to(device)
+        if self.hidden is None:
+            return logits, None
+        width, size = attention_mask.shape[1], self.hidden.shape[1]
+        padded = np.zeros((len(rows), width, size), dtype=np.float16)
+        for i, row in enumerate(rows):
+            start, end = self.offsets[row], self.offsets[row + 1]
+            padded[i, : end - start] = self.hidden[start:end]
+        return logits, torch.from_numpy(padded).to(device)
+
+
+def cache_key(teacher_dir: str, rows: datasets.Dataset, with_hidden: bool) -> str:
+    """Names the teacher weights, the exact token ids and whether hidden states are kept."""
+    digest = hashlib.sha256()
+    digest.update(f"v{FORMAT_VERSION}:{with_hidden}:".encode())
+    for weights in sorted(Path(teacher_dir).glob("*.safetensors")) + sorted(Path(teacher_dir).glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}".encode())
+    for ids in rows["input_ids"]:
+        digest.update(np.asarray(ids, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()[:24]
+
+
+def build_for_study(teacher_dir: str, data: DataConfig, with_hidden: bool, device: str = "auto") -> None:
+    """Build the training-set cache once, before any trial, so concurrent trials only read it."""
+    teacher, tokenizer, _ = load_teacher(teacher_dir, data.task)
+    rows = load_train_rows(data, tokenizer)
+    load_or_build(teacher, teacher_dir, rows, tokenizer, with_hidden, loop.pick_device(device))
+
+
+def load_or_build(
+    teacher: PreTrainedModel,
+    teacher_dir: str,
+    rows: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    with_hidden: bool,
+    device: torch.device,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+) -> TeacherOutputs:
+    """The cached outputs for `rows`, building (or rebuilding) them if missing or invalid."""
+    folder = Path(teacher_dir) / CACHE_DIR / cache_key(teacher_dir, rows, with_hidden)
+    outputs = _load(folder, len(rows), max_memory_bytes)
+    if outputs is None:
+        _write(folder, _compute(teacher, rows, tokenizer, with_hidden, device))
+        outputs = _load(folder, len(rows), max_memory_bytes)
+    return outputs
+
+
+@torch.no_grad()
+def _compute(
+    teacher: PreTrainedModel,
+    rows: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    with_hidden: bool,
+    device: torch.device,
+) -> TeacherOutputs:
+    teacher.eval()
+    logits, pieces, lengths = [], [], []
+    for batch in loop.make_loader(rows, tokenizer, 64, device):
+        batch = loop.to_device(batch, device)
+        with loop.autocast(device):
+            out = teacher(**loop.model_inputs(batch), output_hidden_states=with_hidden)
+        logits.append(out.logits.float().cpu())
+        if with_hidden:
+            mask = batch["attention_mask"].bool()
+            pieces.append(out.hidden_states[-1][mask].half().cpu())
+            lengths.append(mask.sum(1).cpu())
+    hidden = offsets = None
+    if with_hidden:
+        hidden = torch.cat(pieces).numpy()
+        offsets = np.concatenate([[0], torch.cat(lengths).cumsum(0).numpy()])
+    return TeacherOutputs(torch.cat(logits).numpy(), hidden, offsets)
+
+
+def _arrays(outputs: TeacherOutputs) -> dict[str, np.ndarray]:
+    arrays = {"logits": outputs.logits}
+    if outputs.hidden is not None:
+        arrays.update(hidden=outputs.hidden, offsets=outputs.offsets)
+    return arrays
+
+
+def _write(folder: Path, outputs: TeacherOutputs) -> None:
+    """Write to a temporary folder and rename it into place, so readers never see half a cache."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
+    checksums = {}
+    for name, array in _arrays(outputs).items():
+        np.save(staging / f"{name}.npy", array)
+        checksums[name] = _checksum(staging / f"{name}.npy")
+    (staging / "meta.json").write_text(json.dumps({"examples": len(outputs.logits), "sha256": checksums}))
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        staging.rename(folder)
+    except OSError:  # another trial finished the same cache first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _load(folder: Path, examples: int, max_memory_bytes: int) -> TeacherOutputs | None:
+    """The cache in `folder` if it is complete, matches `examples` and its checksums; else None."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        files = {name: folder / f"{name}.npy" for name in meta["sha256"]}
+        if meta["examples"] != examples or any(_checksum(files[n]) != s for n, s in meta["sha256"].items()):
+            return None
+        mmap = "r" if sum(f.stat().st_size for f in files.values()) > max_memory_bytes else None
+        arrays = {name: np.load(path, mmap_mode=mmap) for name, path in files.items()}
+    except (OSError, ValueError, KeyError):
+        return None
+    if len(arrays["logits"]) != examples:
+        return None
+    return TeacherOutputs(arrays["logits"], arrays.get("hidden"), arrays.get("offsets"))
+
+
+def _checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -46,7 +46,7 @@ def test_three_layer_students_improve_on_their_initial_accuracy(
     strategy: str, sst2_teacher: dict, sst2: DataConfig
 ) -> None:
     config = TrialConfig(
-        teacher=sst2_teacher["path"], data=sst2, strategy=strategy, student_layers=3, epochs=1, lr=1e-4
+        teacher=sst2_teacher["path"], data=sst2, strategy=strategy, student_layers=3, epochs=1, lr=5e-4
     )
     (report,) = run_trial(config)
     print(f"{strategy}: init {report[metrics.INIT_ACCURACY]:.3f} -> {report[metrics.EVAL_ACCURACY]:.3f}")

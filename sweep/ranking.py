@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.rank import rank_study
+
 RANKING_CSV = "ranking.csv"
 
 
@@ -19,18 +21,9 @@ def rank_stage(
 ) -> Path | None:
     """Rank the strategies of one stage into `<study>/ranking.csv` and print the table.
 
-    `stage_source` is the stage's Ray experiment folder (or its per-trial CSV). Without the
-    analysis package, say where the per-trial CSV is and return None. A failure inside the analysis
-    raises RankingFailed, after saying where the per-trial results are.
+    `stage_source` is the stage's Ray experiment folder (or its per-trial CSV). A failure inside the
+    analysis raises RankingFailed, after saying where the per-trial results are.
     """
-    try:
-        from analysis.rank import rank_study
-    except ImportError:
-        print(
-            f"Ranking: the analysis package (analysis.rank.rank_study) is not available; the per-trial "
-            f"results are in {trials_csv}."
-        )
-        return None
     try:
         rank_study(stage_source, study_dir, metric=metric, stage=stage)
     except Exception as error:

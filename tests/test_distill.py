@@ -90,3 +90,20 @@ def test_evaluation_counts_every_example(tiny_teacher: str, tiny_task: DataConfi
     accuracy = loop.evaluate(AlwaysZero(), batches, setup.device)["accuracy"]
     assert len(labels) == 256
     assert accuracy == (labels == 0).sum().item() / 256
+
+
+def test_length_grouped_batches_pad_less_and_keep_the_seed_order(
+    tiny_teacher: str, tiny_task: DataConfig
+) -> None:
+    setup = prepare(trial(tiny_teacher, tiny_task))
+
+    def batches(seed: int, grouped: bool) -> list[dict]:
+        return list(loop.make_loader(setup.data.train, setup.tokenizer, 16, setup.device, seed, grouped))
+
+    def order(seed: int, grouped: bool) -> list[int]:
+        return [i for batch in batches(seed, grouped) for i in batch["example_index"].tolist()]
+
+    assert order(1, True) == order(1, True) != order(2, True)
+    assert sorted(order(1, True)) == list(range(512))
+    padded = {grouped: sum(b["input_ids"].numel() for b in batches(1, grouped)) for grouped in (True, False)}
+    assert padded[True] < padded[False]

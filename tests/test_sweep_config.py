@@ -1,10 +1,9 @@
 """The sweep's settings and checks, without Ray: presets, merging, every bad input, --dry-run."""
 
 import json
-import sys
-import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -270,22 +269,17 @@ def test_dry_run_of_the_seed_preset_warns_about_its_small_sets(tmp_path: Path, c
 # --- the ranking hook ----------------------------------------------------------------------------
 
 
-def test_ranking_hook_without_the_analysis_package(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "analysis.rank", None)  # import fails
-    assert (
-        ranking.rank_stage(tmp_path / "replicate", tmp_path, tmp_path / "trials.csv", "eval_accuracy") is None
-    )
-    assert f"per-trial results are in {tmp_path / 'trials.csv'}" in capsys.readouterr().out
-
-
-def test_ranking_hook_calls_the_analysis(tmp_path: Path, capsys, monkeypatch) -> None:
-    calls = []
-
-    def rank_study(source, out_dir, metric, stage):
-        calls.append((source, out_dir, metric, stage))
-        (out_dir / "ranking.csv").write_text("rank,strategy\n1,top\n")
-
-    monkeypatch.setitem(sys.modules, "analysis.rank", types.SimpleNamespace(rank_study=rank_study))
-    path = ranking.rank_stage(tmp_path / "replicate", tmp_path, tmp_path / "trials.csv", "eval_accuracy")
-    assert calls == [(tmp_path / "replicate", tmp_path, "eval_accuracy", "replicate")]
-    assert path == tmp_path / "ranking.csv" and "top" in capsys.readouterr().out
+def test_ranking_hook_ranks_a_trials_csv_and_prints_the_table(tmp_path: Path, capsys) -> None:
+    rows = [
+        {"strategy": strategy, "seed": seed, "eval_accuracy": base + 0.01 * seed}
+        for strategy, base in (("top", 0.8), ("bottom", 0.6))
+        for seed in range(3)
+    ]
+    trials = tmp_path / "trials.csv"
+    pd.DataFrame(rows).to_csv(trials, index=False)
+    path = ranking.rank_stage(trials, tmp_path, trials, "eval_accuracy")
+    table = pd.read_csv(path)
+    assert path == tmp_path / "ranking.csv"
+    assert table["strategy"].tolist() == ["top", "bottom"]
+    assert table["mean"].tolist() == pytest.approx([0.81, 0.61])
+    assert "top" in capsys.readouterr().out

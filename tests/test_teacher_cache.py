@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers import BertForSequenceClassification
 
 from trainables import metrics, teacher_cache
@@ -68,21 +69,28 @@ def test_a_second_trial_does_not_run_the_teacher_on_training_data(
     assert sum(teacher_rows_seen) == 256 + 512
 
 
-def cached_outputs(teacher: str, data: DataConfig, calls: list[int], monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts how often the cache runs the teacher over the training rows."""
+    counted: list[int] = []
+    compute = teacher_cache._compute
+    monkeypatch.setattr(teacher_cache, "_compute", lambda *a: counted.append(1) or compute(*a))
+    return counted
+
+
+def cached_outputs(teacher: str, data: DataConfig) -> teacher_cache.TeacherOutputs:
     model, tokenizer, _ = load_teacher(teacher, data.task)
     rows = load_task_data(data, tokenizer).train
-    compute = teacher_cache._compute
-    monkeypatch.setattr(teacher_cache, "_compute", lambda *a: calls.append(1) or compute(*a))
     return teacher_cache.load_or_build(model, teacher, rows, tokenizer, True, model.device)
 
 
 def test_corrupt_cache_is_detected_and_rebuilt(
-    tiny_teacher: str, tiny_task: DataConfig, monkeypatch: pytest.MonkeyPatch
+    tiny_teacher: str, tiny_task: DataConfig, calls: list[int]
 ) -> None:
-    calls: list[int] = []
-    first = cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
-    cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
+    first = cached_outputs(tiny_teacher, tiny_task)
+    cached_outputs(tiny_teacher, tiny_task)
     built = len(calls)
+    assert built <= 1  # the second call only reads
     (folder,) = [
         p for p in (Path(tiny_teacher) / teacher_cache.CACHE_DIR).iterdir() if (p / "hidden.npy").exists()
     ]
@@ -91,26 +99,21 @@ def test_corrupt_cache_is_detected_and_rebuilt(
     raw[-4:] = b"\x00\x00\xc0\x7f"  # the last logit becomes NaN
     logits_file.write_bytes(bytes(raw))
 
-    rebuilt = cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
+    rebuilt = cached_outputs(tiny_teacher, tiny_task)
     assert len(calls) == built + 1
     np.testing.assert_array_equal(rebuilt.logits, first.logits)
 
 
-def test_cache_for_other_rows_is_not_used(
-    tiny_teacher: str, tiny_task: DataConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[int] = []
-    full = cached_outputs(tiny_teacher, tiny_task, calls, monkeypatch)
+def test_cache_for_other_rows_is_not_used(tiny_teacher: str, tiny_task: DataConfig, calls: list[int]) -> None:
+    full = cached_outputs(tiny_teacher, tiny_task)
     fewer = DataConfig(**{**tiny_task.__dict__, "train_size": 100})
-    part = cached_outputs(tiny_teacher, fewer, calls, monkeypatch)
+    part = cached_outputs(tiny_teacher, fewer)
     assert len(part.logits) == 100 and len(full.logits) == 512
     assert calls[-1:] == [1]  # the 100-row subset got a cache of its own
 
 
-def test_cache_shapes_match_a_live_batch(tiny_teacher: str, tiny_task: DataConfig, monkeypatch) -> None:
-    import torch
-
-    outputs = cached_outputs(tiny_teacher, tiny_task, [], monkeypatch)
+def test_cache_shapes_match_a_live_batch(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    outputs = cached_outputs(tiny_teacher, tiny_task)
     lengths = np.diff(outputs.offsets)
     index = torch.tensor([3, 0, 7])
     mask = torch.zeros(3, int(lengths[[3, 0, 7]].max()) + 2, dtype=torch.long)

@@ -25,6 +25,8 @@ class TrialConfig:
     epochs: int = 5
     batch_size: int = 32
     eval_batch_size: int = 128
+    # Batch rows of similar length together: less padding, same determinism per seed.
+    group_by_length: bool = False
     seed: int = 0
     device: str = "auto"
     trust_remote_code: bool = False

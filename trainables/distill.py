@@ -77,7 +77,12 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
         train = loop.train_epoch(
             setup.student,
             loop.make_loader(
-                setup.data.train, setup.tokenizer, config.batch_size, setup.device, _order_seed(config, epoch)
+                setup.data.train,
+                setup.tokenizer,
+                config.batch_size,
+                setup.device,
+                _order_seed(config, epoch),
+                config.group_by_length,
             ),
             _step_loss(setup, first_step, resumed=state is not None),
             optimizer,

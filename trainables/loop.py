@@ -14,6 +14,7 @@ from transformers import (
     PreTrainedTokenizerBase,
     get_linear_schedule_with_warmup,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainables import metrics
 from trainables.data import TaskData
@@ -71,16 +72,25 @@ def make_loader(
     batch_size: int,
     device: torch.device,
     shuffle_seed: int | None = None,
+    group_by_length: bool = False,
 ) -> DataLoader:
-    """Batches padded to their own longest row; shuffled by `shuffle_seed` alone, so order is exact
-    on resume and identical across strategies that share a seed."""
-    generator = None
+    """Batches padded to their own longest row.
+
+    The order depends on `shuffle_seed` alone, so it is exact on resume and identical across
+    strategies that share a seed. `group_by_length` batches rows of similar length together (less
+    padding) while keeping that determinism.
+    """
+    generator = sampler = None
     if shuffle_seed is not None:
         generator = torch.Generator().manual_seed(shuffle_seed)
+        if group_by_length:
+            lengths = [len(ids) for ids in rows["input_ids"]]
+            sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
     return DataLoader(
         rows.with_format("torch"),
         batch_size=batch_size,
-        shuffle=shuffle_seed is not None,
+        shuffle=shuffle_seed is not None and sampler is None,
+        sampler=sampler,
         generator=generator,
         collate_fn=DataCollatorWithPadding(tokenizer),
         pin_memory=device.type == "cuda",

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
 STATE_FILE = "trial_state.pt"
@@ -43,6 +42,8 @@ class TuneReporter:
             self._writer.add_scalar(f"step/{name}", value, global_step)
 
     def restore(self) -> dict | None:
+        from ray import tune  # only here: trials outside Tune need no Ray
+
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
@@ -50,6 +51,8 @@ class TuneReporter:
             return _load(Path(directory))
 
     def report(self, metrics: dict, state: dict) -> None:
+        from ray import tune
+
         with tempfile.TemporaryDirectory() as directory:
             torch.save(state, Path(directory) / STATE_FILE)
             if self._writer is not None:

@@ -79,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the trainable batches rows of similar length together (default off, as in TrialConfig)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (bf16 autocast on CUDA)")
     parser.add_argument(
         "--ray-overhead",
@@ -169,6 +175,7 @@ def trial_config(args: argparse.Namespace, teacher: str, data: DataConfig) -> Tr
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
+        group_by_length=args.group_by_length,
         device=args.device,
         teacher_cache=True,
     )
@@ -367,7 +374,12 @@ def measure_hot_path(setup: distill.Setup) -> dict:
         student, config.lr, config.weight_decay, steps, config.warmup_ratio
     )
     loader = loop.make_loader(
-        setup.data.train, setup.tokenizer, config.batch_size, device, distill._order_seed(config, 0)
+        setup.data.train,
+        setup.tokenizer,
+        config.batch_size,
+        device,
+        distill._order_seed(config, 0),
+        config.group_by_length,
     )
     student.train()
     laps = Laps(device)
@@ -393,6 +405,37 @@ def measure_hot_path(setup: distill.Setup) -> dict:
         laps.mark("loss_items")
     per_step = {f"{name}_ms": round(1000 * total / steps, 2) for name, total in laps.totals.items()}
     return {"steps": steps, "ms_per_step": per_step, **_evaluation_costs(setup)}
+
+
+def measure_padding(setup: distill.Setup) -> dict:
+    """Fraction of the computed token positions that are real tokens: what padding leaves of the work.
+
+    The naive loop pads every row to max_length; the trainable pads each batch to its longest row."""
+    config, device = setup.config, setup.device
+    train = loop.make_loader(
+        setup.data.train,
+        setup.tokenizer,
+        config.batch_size,
+        device,
+        distill._order_seed(config, 0),
+        config.group_by_length,
+    )
+    validation = loop.make_loader(setup.data.validation, setup.tokenizer, config.eval_batch_size, device)
+    real, padded = _token_counts(train)
+    validation_real, validation_padded = _token_counts(validation)
+    return {
+        "naive_training": round(real / (len(setup.data.train) * config.data.max_length), 3),
+        "trainable_training": round(real / padded, 3),
+        "validation_eval": round(validation_real / validation_padded, 3),
+    }
+
+
+def _token_counts(batches: DataLoader) -> tuple[int, int]:
+    real = padded = 0
+    for batch in batches:
+        real += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
+    return real, padded
 
 
 def _student_loss(
@@ -491,7 +534,12 @@ def _median_batch(setup: distill.Setup) -> dict[str, torch.Tensor]:
     """The full-size training batch whose padded length is the epoch's median."""
     config = setup.config
     loader = loop.make_loader(
-        setup.data.train, setup.tokenizer, config.batch_size, setup.device, distill._order_seed(config, 0)
+        setup.data.train,
+        setup.tokenizer,
+        config.batch_size,
+        setup.device,
+        distill._order_seed(config, 0),
+        config.group_by_length,
     )
     batches = [b for b in loader if len(b["labels"]) == config.batch_size] or list(loader)
     batches.sort(key=lambda b: b["input_ids"].shape[1])
@@ -541,6 +589,7 @@ def measure_ray_overhead(work_dir: Path) -> dict:
         "ray_start_s": round(ready - started, 2),
         "tuner_fit_s": round(fit_s, 2),
         "ray_shutdown_s": round(stopped - fitted, 2),
+        "trial_time_total_s": [round(seconds, 2) for seconds in trial_s],
         "sum_trial_time_total_s": round(sum(trial_s), 2),
         "overhead_s_per_trial": round((fit_s - sum(trial_s)) / max(len(grid), 1), 2),
         "fit_over_trial_time": round(fit_s / sum(trial_s), 2) if sum(trial_s) else None,
@@ -596,7 +645,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     cold = run_trainable(config, cold=True)
     warm = run_trainable(config, cold=False)
     setup, preparing = prepare_warm(config)
-    hot_path = {**preparing, **measure_hot_path(setup)}
+    hot_path = {**preparing, **measure_hot_path(setup), "real_token_fraction": measure_padding(setup)}
     peak = measure_matmul_peak(setup.device)
     step = measure_student_step(setup, peak["gflops"])
     result = {
@@ -630,6 +679,7 @@ def _describe(config: TrialConfig, setup: distill.Setup, teacher: dict) -> dict:
         "validation": f"{config.data.validation} ({len(setup.data.validation)} rows)",
         "epochs": config.epochs,
         "batch_size": config.batch_size,
+        "group_by_length": config.group_by_length,
         "lr": config.lr,
         "temperature": config.temperature,
         "alpha": [config.alpha_ce, config.alpha_kd, config.alpha_cos],

@@ -65,3 +65,18 @@ def test_teacher_for_another_label_count_is_refused(tiny_teacher: str) -> None:
 def test_missing_teacher_folder() -> None:
     with pytest.raises(ConfigError, match="Model folder ./no/such/teacher does not exist"):
         load_teacher("./no/such/teacher", "sst2")
+
+
+def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path) -> None:
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from trainables.tiny import write_tiny_encoder
+
+    tokenizer = AutoTokenizer.from_pretrained(write_tiny_encoder(tmp_path / "base"))
+    config = BertConfig(vocab_size=10, hidden_size=16, num_hidden_layers=2, num_attention_heads=2)
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    with pytest.raises(
+        ConfigError, match=f"tokenizer .* has {len(tokenizer)} tokens but the model's vocabulary has 10"
+    ):
+        load_teacher(str(tmp_path / "teacher"), "sst2")

@@ -85,7 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=False,
         help="the trainable batches rows of similar length together (default off, as in TrialConfig)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (bf16 autocast on CUDA)")
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda or auto: CUDA when present (bf16 autocast)"
+    )
     parser.add_argument(
         "--ray-overhead",
         action=argparse.BooleanOptionalAction,
@@ -239,7 +241,7 @@ def _naive_epoch(run: Naive, epoch: int) -> float:
         range(len(run.labels)),
         batch_size=run.config.batch_size,
         shuffle=True,
-        generator=torch.Generator().manual_seed(distill._order_seed(run.config, epoch)),
+        generator=torch.Generator().manual_seed(distill.order_seed(run.config, epoch)),
     )
     run.student.train()
     _sync(run.device)
@@ -373,14 +375,7 @@ def measure_hot_path(setup: distill.Setup) -> dict:
     optimizer, scheduler = loop.make_optimizer(
         student, config.lr, config.weight_decay, steps, config.warmup_ratio
     )
-    loader = loop.make_loader(
-        setup.data.train,
-        setup.tokenizer,
-        config.batch_size,
-        device,
-        distill._order_seed(config, 0),
-        config.group_by_length,
-    )
+    loader = _train_loader(setup)
     student.train()
     laps = Laps(device)
     for batch in loader:
@@ -412,14 +407,7 @@ def measure_padding(setup: distill.Setup) -> dict:
 
     The naive loop pads every row to max_length; the trainable pads each batch to its longest row."""
     config, device = setup.config, setup.device
-    train = loop.make_loader(
-        setup.data.train,
-        setup.tokenizer,
-        config.batch_size,
-        device,
-        distill._order_seed(config, 0),
-        config.group_by_length,
-    )
+    train = _train_loader(setup)
     validation = loop.make_loader(setup.data.validation, setup.tokenizer, config.eval_batch_size, device)
     real, padded = _token_counts(train)
     validation_real, validation_padded = _token_counts(validation)
@@ -436,6 +424,19 @@ def _token_counts(batches: DataLoader) -> tuple[int, int]:
         real += int(batch["attention_mask"].sum())
         padded += batch["attention_mask"].numel()
     return real, padded
+
+
+def _train_loader(setup: distill.Setup) -> DataLoader:
+    """The trainable's first-epoch training batches, in its order."""
+    config = setup.config
+    return loop.make_loader(
+        setup.data.train,
+        setup.tokenizer,
+        config.batch_size,
+        setup.device,
+        distill.order_seed(config, 0),
+        config.group_by_length,
+    )
 
 
 def _student_loss(
@@ -532,16 +533,8 @@ def measure_student_step(setup: distill.Setup, peak_gflops: float) -> dict:
 
 def _median_batch(setup: distill.Setup) -> dict[str, torch.Tensor]:
     """The full-size training batch whose padded length is the epoch's median."""
-    config = setup.config
-    loader = loop.make_loader(
-        setup.data.train,
-        setup.tokenizer,
-        config.batch_size,
-        setup.device,
-        distill._order_seed(config, 0),
-        config.group_by_length,
-    )
-    batches = [b for b in loader if len(b["labels"]) == config.batch_size] or list(loader)
+    size = setup.config.batch_size
+    batches = [b for b in _train_loader(setup) if len(b["labels"]) == size] or list(_train_loader(setup))
     batches.sort(key=lambda b: b["input_ids"].shape[1])
     return loop.to_device(batches[len(batches) // 2], setup.device)
 
@@ -627,10 +620,12 @@ def _sync(device: torch.device) -> None:
 
 
 def _targets(naive: dict, cold: dict, warm: dict, step: dict) -> dict:
+    """The goals for this 2-core CPU: speed-up of at least 2 at equal accuracy (within 2 points), and
+    the student step at half the matmul peak or more."""
     return {
         "warm_speedup_at_least_2": warm["examples_per_s"] / naive["examples_per_s"] >= 2.0,
         "cold_speedup_at_least_2": cold["examples_per_s"] / naive["examples_per_s"] >= 2.0,
-        "accuracy_within_2_points": abs(warm["eval_accuracy"] - naive["eval_accuracy"]) <= 0.02,
+        "accuracy_within_2_points": round(abs(warm["eval_accuracy"] - naive["eval_accuracy"]), 6) <= 0.02,
         "student_step_at_least_half_of_peak": step["forward_backward"]["fraction_of_peak"] >= 0.5,
     }
 

@@ -48,11 +48,12 @@ def test_cached_logits_give_the_same_metrics_as_a_live_teacher(
 def test_fp16_hidden_states_stay_within_rounding_of_a_live_teacher(
     tiny_teacher: str, tiny_task: DataConfig
 ) -> None:
-    """Hidden states are cached in fp16, so the cosine term differs by rounding only."""
+    """Hidden states are cached in fp16 (relative rounding ~5e-4), so the cosine target differs by
+    rounding only; over an epoch at a high learning rate that moves losses by a few parts per mille."""
     live = run_trial(trial(tiny_teacher, tiny_task, epochs=1, teacher_cache=False))
     cached = run_trial(trial(tiny_teacher, tiny_task, epochs=1, teacher_cache=True))
     for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
-        assert cached[0][key] == pytest.approx(live[0][key], rel=1e-3), key
+        assert cached[0][key] == pytest.approx(live[0][key], rel=5e-3), key
     assert cached[0][metrics.EVAL_ACCURACY] == pytest.approx(live[0][metrics.EVAL_ACCURACY], abs=1 / 256)
 
 

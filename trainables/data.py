@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from trainables.errors import ConfigError
@@ -208,11 +209,22 @@ def load_task_data(config: DataConfig, tokenizer: PreTrainedTokenizerBase) -> Ta
     def prepare(source: str, size: int | None) -> datasets.Dataset:
         return load_split(config, source, size, tokenizer)
 
+    def prepare_eval(source: str, size: int | None) -> datasets.Dataset:
+        return by_length(prepare(source, size))
+
     return TaskData(
         train=prepare(config.train, config.train_size),
-        validation=prepare(config.validation, config.validation_size),
+        validation=prepare_eval(config.validation, config.validation_size),
         extra_validation={
-            name: prepare(source, config.validation_size) for name, source in config.extra_validation.items()
+            name: prepare_eval(source, config.validation_size)
+            for name, source in config.extra_validation.items()
         },
-        test=prepare(config.test, config.test_size) if config.test else None,
+        test=prepare_eval(config.test, config.test_size) if config.test else None,
     )
+
+
+def by_length(rows: datasets.Dataset) -> datasets.Dataset:
+    """Rows in order of length, so evaluation batches carry little padding; order does not change
+    any score, and `example_index` still names each row's position in its source subset."""
+    lengths = np.fromiter((len(ids) for ids in rows["input_ids"]), dtype=np.int64, count=len(rows))
+    return rows.select(np.argsort(lengths, kind="stable"))

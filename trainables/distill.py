@@ -81,7 +81,7 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
                 setup.tokenizer,
                 config.batch_size,
                 setup.device,
-                _order_seed(config, epoch),
+                order_seed(config, epoch),
                 config.group_by_length,
             ),
             _step_loss(setup, first_step, resumed=state is not None),
@@ -154,7 +154,7 @@ def _trial_constants(setup: Setup) -> dict:
     }
 
 
-def _order_seed(config: TrialConfig, epoch: int) -> int:
+def order_seed(config: TrialConfig, epoch: int) -> int:
     """The epoch's shuffling seed: a function of seed and epoch alone, the same for every strategy."""
     return config.seed * 100_003 + epoch
 

@@ -109,7 +109,8 @@ def make_optimizer(
             "weight_decay": 0.0,
         },
     ]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    # fused: one kernel for all parameters, several times faster than the per-tensor loop on CPU too
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     warmup = int(warmup_ratio * total_steps)
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 

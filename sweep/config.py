@@ -305,6 +305,9 @@ _TRIAL_KEYS = (
     "epochs",
     "batch_size",
     "eval_batch_size",
+    "group_by_length",
+    "teacher_cache",
+    "cache_memory_mb",
 )
 
 

@@ -209,17 +209,16 @@ def run_config(config: StudyConfig, stage: str):
 def search_tuner(config: StudyConfig, cluster: Cluster, space: dict):
     """TPE over strategy and hyper-parameters, with ASHA stopping poor trials after each epoch."""
     from optuna.samplers import TPESampler
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from sweep.tensorboard import trial_dirname
-
     search = config.search
     epochs = config.trial["epochs"]
-    tune_config = tune.TuneConfig(
-        metric=config.metric,
-        mode=mode(config.metric),
+    return _tuner(
+        config,
+        cluster,
+        space,
+        "search",
         search_alg=OptunaSearch(
             points_to_evaluate=plan.seeded_points(config), sampler=TPESampler(seed=search.sampler_seed)
         ),
@@ -230,19 +229,16 @@ def search_tuner(config: StudyConfig, cluster: Cluster, space: dict):
             reduction_factor=search.reduction_factor,
         ),
         num_samples=search.num_samples,
-        max_concurrent_trials=config.resources.max_concurrent_trials,
-        trial_dirname_creator=trial_dirname,
-    )
-    return tune.Tuner(
-        trainable(cluster),
-        param_space=space,
-        tune_config=tune_config,
-        run_config=run_config(config, "search"),
     )
 
 
 def replicate_tuner(config: StudyConfig, cluster: Cluster, space: dict):
     """Every strategy x seed at the strategy's hyper-parameters; seeds fix the data order."""
+    return _tuner(config, cluster, space, "replicate")
+
+
+def _tuner(config: StudyConfig, cluster: Cluster, space: dict, stage: str, **search):
+    """A Tuner for one stage; `search` adds the search algorithm, scheduler and sample count."""
     from ray import tune
 
     from sweep.tensorboard import trial_dirname
@@ -252,12 +248,10 @@ def replicate_tuner(config: StudyConfig, cluster: Cluster, space: dict):
         mode=mode(config.metric),
         max_concurrent_trials=config.resources.max_concurrent_trials,
         trial_dirname_creator=trial_dirname,
+        **search,
     )
     return tune.Tuner(
-        trainable(cluster),
-        param_space=space,
-        tune_config=tune_config,
-        run_config=run_config(config, "replicate"),
+        trainable(cluster), param_space=space, tune_config=tune_config, run_config=run_config(config, stage)
     )
 
 

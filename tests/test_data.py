@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainables.data import DataConfig, load_rows, load_task_data, subset
+from trainables.data import DataConfig, load_rows, load_split, load_task_data, subset
 from trainables.errors import ConfigError
 from trainables.teacher import load_teacher
 
@@ -103,3 +103,17 @@ def test_unreachable_hub_fails_within_seconds_for_models(unreachable_hub: None) 
     with pytest.raises(ConfigError, match="Cannot load model 'bert-base-uncased'.*local model folder"):
         load_teacher("bert-base-uncased", "mnli")
     assert time.perf_counter() - started < 10
+
+
+def test_tokenization_is_done_once_and_reused(tiny_task: DataConfig, tiny_teacher: str) -> None:
+    """`datasets` keys the tokenized split by content, so later trials read it instead of tokenizing."""
+    _, tokenizer, _ = load_teacher(tiny_teacher, "sst2")
+    first = load_split(tiny_task, tiny_task.train, 100, tokenizer)
+    (cache,) = {
+        Path(f["filename"]) for f in first.cache_files if Path(f["filename"]).name.startswith("cache-")
+    }
+    written = cache.stat().st_mtime_ns
+    again = load_split(tiny_task, tiny_task.train, 100, tokenizer)
+    assert cache in {Path(f["filename"]) for f in again.cache_files}
+    assert cache.stat().st_mtime_ns == written
+    assert again["input_ids"] == first["input_ids"]

@@ -26,7 +26,7 @@ class TrialConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     # Batch rows of similar length together: less padding, same determinism per seed.
-    group_by_length: bool = False
+    group_by_length: bool = True
     seed: int = 0
     device: str = "auto"
     trust_remote_code: bool = False

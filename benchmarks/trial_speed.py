@@ -82,8 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--group-by-length",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="the trainable batches rows of similar length together (default off, as in TrialConfig)",
+        default=TrialConfig.group_by_length,
+        help="the trainable batches rows of similar length together (default: TrialConfig's)",
     )
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda or auto: CUDA when present (bf16 autocast)"

@@ -24,7 +24,6 @@ STUDENT_PARAMS = "student_params"
 TEACHER_LAYERS = "teacher_layers"
 STRATEGY = "strategy"
 SEED = "seed"
-DONE = "done"
 
 
 def extra_eval_accuracy(name: str) -> str:

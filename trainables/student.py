@@ -33,10 +33,6 @@ def find_layer_list(model: PreTrainedModel) -> str:
     return found[0]
 
 
-def count_layers(model: PreTrainedModel) -> int:
-    return model.config.num_hidden_layers
-
-
 def build_student(
     teacher: PreTrainedModel, layers: Sequence[int], *, num_layers: int | None = None
 ) -> PreTrainedModel:

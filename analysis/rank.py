@@ -1,6 +1,6 @@
 """Ranks student-layer initialization strategies of one study stage.
 
-    python -m analysis.rank <study folder | stage folder | trials.csv> --out ranking.csv
+    python -m analysis.rank <study folder | stage folder | trials.csv> [more ...] --out ranking.csv
         [--metric eval_accuracy] [--stage replicate|search] [--reduce last|max|min]
         [--mode max|min] [--plot ranking.png] [--report report.md] [--trials trials.csv]
 
@@ -9,6 +9,7 @@ metrics, the single report for init_accuracy. `--reduce max` takes its best epoc
 Failed, unfinished and metric-less trials are excluded and counted with their reason.
 The replicate stage (default) is ranked over seeds; the search stage twice, by each
 strategy's best configuration and over all its configurations (the `aggregation` column).
+Several inputs are ranked as one stage, e.g. a study and a second one that added seeds.
 Bad input exits with status 2 and a one-paragraph message.
 """
 
@@ -38,6 +39,7 @@ from analysis.results import (
     InputError,
     Results,
     load_results,
+    merge_results,
     resolve_input,
     trial_values,
     write_trials_csv,
@@ -216,16 +218,20 @@ def rank_study(
     losses, else max. Returns the ranking table; raises InputError for input that cannot be
     ranked (its message says why).
     """
-    study = _load_and_rank(Path(stage_dir), metric, stage, mode, reduce)
+    study = _load_and_rank([Path(stage_dir)], metric, stage, mode, reduce)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(study, out / "ranking.csv", out / "ranking.png", out / "report.md", out / "trials.csv")
     return study.table
 
 
-def _load_and_rank(path: Path, metric: str, stage: str | None, mode: str | None, reduce: str) -> Study:
-    source, stage = resolve_input(path, stage)
-    return rank_results(load_results(source), stage, metric, mode, reduce)
+def _load_and_rank(paths: list[Path], metric: str, stage: str | None, mode: str | None, reduce: str) -> Study:
+    inputs = [resolve_input(path, stage) for path in paths]
+    stages = {chosen for _, chosen in inputs}
+    if len(stages) > 1:
+        raise InputError(f"The inputs hold different stages ({', '.join(sorted(stages))}); pass --stage.")
+    results = merge_results([load_results(source) for source, _ in inputs])
+    return rank_results(results, stages.pop(), metric, mode, reduce)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -233,7 +239,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m analysis.rank",
         description="Rank student-layer initialization strategies of a study stage.",
     )
-    parser.add_argument("path", type=Path, help="study folder, stage folder, or per-trial CSV")
+    parser.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        metavar="path",
+        help="study folder, stage folder, or per-trial CSV; several are ranked together (e.g. more seeds)",
+    )
     parser.add_argument("--metric", default=EVAL_ACCURACY, help="metric to rank by")
     parser.add_argument("--stage", choices=STAGES, help="stage of a study folder (default: replicate)")
     parser.add_argument(
@@ -251,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 for input that cannot be ranked)."""
     args = _parser().parse_args(argv)
     try:
-        study = _load_and_rank(args.path, args.metric, args.stage, args.mode, args.reduce)
+        study = _load_and_rank(args.paths, args.metric, args.stage, args.mode, args.reduce)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

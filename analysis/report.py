@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.stats import ALPHA, MANN_WHITNEY, WILCOXON, Ranking
@@ -45,15 +46,27 @@ class Section:
 
 def significance_sentence(ranking: Ranking) -> str:
     """E.g. "bottom is best; top and odd are not significantly worse (p > 0.05); scratch is
-    significantly worse (p <= 0.05) (Holm-corrected Wilcoxon signed-rank tests against bottom)."
+    significantly worse (p <= 0.05) (Holm-corrected Wilcoxon signed-rank tests against bottom).
+    Across all strategies, the Friedman test gives p = 0.001."
     """
     best = ranking.best
     if best is None:
         return "No strategy has a usable value, so nothing is ranked."
+    return _against_best(ranking, best) + _friedman_clause(ranking)
+
+
+def _against_best(ranking: Ranking, best: str) -> str:
     others = ranking.table[(ranking.table["strategy"] != best) & (ranking.table["n"] > 0)]
     tested = others[others["p_vs_best"].notna()]
     if tested.empty:
         return f"{best} has the best mean; whether it is significantly better is undefined here."
+    if ranking.smallest_p > ALPHA:
+        return (
+            f"{best} has the best mean, but with these sample sizes no strategy can test as "
+            f"significantly worse ({_TEST_NAMES[ranking.test]} against {best} cannot give p <= {ALPHA}; "
+            f"the smallest attainable p is {ranking.smallest_p:.3g}), so whether the others tie with "
+            f"{best} is undetermined."
+        )
     tied = tested.loc[tested["tied_with_best"].astype(bool), "strategy"].tolist()
     worse = tested.loc[~tested["tied_with_best"].astype(bool), "strategy"].tolist()
     untested = others.loc[others["p_vs_best"].isna(), "strategy"].tolist()
@@ -64,10 +77,14 @@ def significance_sentence(ranking: Ranking) -> str:
         parts.append(f"{_names(worse)} {_be(worse)} significantly worse (p <= {ALPHA})")
     if untested:
         parts.append(f"{_names(untested)} could not be tested")
-    caveat = ""
-    if ranking.smallest_p > ALPHA:
-        caveat = " With these sample sizes no difference could have reached significance."
-    return "; ".join(parts) + f" ({_TEST_NAMES[ranking.test]} against {best}).{caveat}"
+    return "; ".join(parts) + f" ({_TEST_NAMES[ranking.test]} against {best})."
+
+
+def _friedman_clause(ranking: Ranking) -> str:
+    if np.isnan(ranking.friedman_p):
+        return ""
+    verdict = "the strategies differ" if ranking.friedman_p <= ALPHA else "no difference is detected"
+    return f" Across all strategies, the Friedman test gives p = {ranking.friedman_p:.3g}: {verdict}."
 
 
 def _names(strategies: list[str]) -> str:

@@ -55,7 +55,7 @@ class Results:
 
     trials: pd.DataFrame
     history: pd.DataFrame
-    source: Path
+    source: str
 
 
 def resolve_input(path: Path, stage: str | None) -> tuple[Path, str]:
@@ -91,6 +91,23 @@ def load_results(path: Path) -> Results:
     return load_experiment(path)
 
 
+def merge_results(parts: list[Results]) -> Results:
+    """Trials of several runs of one stage as one table, e.g. a study and a later one that added
+    seeds. A trial may appear only once; a (strategy, seed) pair run twice is averaged by the
+    ranking, which says so."""
+    if len(parts) == 1:
+        return parts[0]
+    trials = pd.concat([part.trials for part in parts], ignore_index=True)
+    repeated = trials.loc[trials[TRIAL_ID].duplicated(), TRIAL_ID].tolist()
+    if repeated:
+        raise InputError(
+            f"Trial(s) {', '.join(map(str, repeated[:3]))} appear in more than one input: pass each "
+            "study or CSV once."
+        )
+    history = pd.concat([part.history for part in parts], ignore_index=True)
+    return Results(_tidy(trials), history, " + ".join(part.source for part in parts))
+
+
 def load_experiment(stage_dir: Path) -> Results:
     """Reads a Tune experiment folder through Ray's ExperimentAnalysis (no Ray cluster needed)."""
     from ray.tune import ExperimentAnalysis  # Ray takes a second to import; CSVs never need it.
@@ -111,7 +128,7 @@ def load_experiment(stage_dir: Path) -> Results:
         [_history(trial.trial_id, frames[trial.trial_id]) for trial in analysis.trials],
         ignore_index=True,
     )
-    return Results(trials=_tidy(trials), history=history, source=stage_dir)
+    return Results(trials=_tidy(trials), history=history, source=str(stage_dir))
 
 
 def _trial_row(trial: Trial, frame: pd.DataFrame) -> dict[str, object]:
@@ -177,7 +194,7 @@ def load_trials_csv(path: Path) -> Results:
         raise InputError(f"{path} holds no trials.")
     if TRIAL_ID not in trials:
         trials[TRIAL_ID] = [f"row{index + 1}" for index in range(len(trials))]
-    return Results(trials=_tidy(trials), history=pd.DataFrame(), source=path)
+    return Results(trials=_tidy(trials), history=pd.DataFrame(), source=str(path))
 
 
 def _tidy(trials: pd.DataFrame) -> pd.DataFrame:

@@ -73,7 +73,7 @@ def rank_strategies(
     statistic, p_friedman = friedman(active, paired, block_name, notes)
     ran = comparison is not None and comparison["p_vs_best"].notna().any()
     test = (WILCOXON if paired else MANN_WHITNEY) if ran else None
-    table = _with_comparison(table, comparison, best, test)
+    table = _with_comparison(table, comparison, best, test, decidable=smallest_p <= ALPHA)
     return Ranking(table.reset_index(), cells, best, test, statistic, p_friedman, smallest_p, notes)
 
 
@@ -206,17 +206,19 @@ def holm(p: pd.Series) -> pd.Series:
 
 
 def _with_comparison(
-    table: pd.DataFrame, comparison: pd.DataFrame | None, best: str | None, test: str | None
+    table: pd.DataFrame, comparison: pd.DataFrame | None, best: str | None, test: str | None, decidable: bool
 ) -> pd.DataFrame:
     """Adds p-values and `tied_with_best`: not significantly worse than the best (the best
-    itself is True), NA where no test could run."""
+    itself is True). NA where no test could run, and where the sample sizes make every p
+    exceed ALPHA (not `decidable`): a test that cannot reject says nothing about a tie."""
     table = table.join(comparison) if comparison is not None else table
     for column in ("p_uncorrected", "p_vs_best"):
         if column not in table:
             table[column] = np.nan
     tied = pd.array([pd.NA] * len(table), dtype="boolean")
     defined = table["p_vs_best"].notna().to_numpy()
-    tied[defined] = table["p_vs_best"].to_numpy()[defined] > ALPHA
+    if decidable:
+        tied[defined] = table["p_vs_best"].to_numpy()[defined] > ALPHA
     table["tied_with_best"] = tied
     if defined.any():
         table.loc[best, "tied_with_best"] = True
@@ -253,9 +255,18 @@ def _sample_size_notes(cells: pd.DataFrame, paired: bool, smallest_p: float, blo
         notes.append(
             f"With these sample sizes the smallest attainable Holm-corrected p is about "
             f"{smallest_p:.3g} > {ALPHA}: no strategy can test as significantly worse "
-            f"than the best. More {block_name}s are needed to separate them."
+            f"than the best, so tied_with_best is left empty. {_blocks_needed(n, paired)} "
+            f"{block_name}s per strategy would make it decidable."
         )
     return notes
+
+
+def _blocks_needed(n: pd.Series, paired: bool) -> int:
+    """The fewest blocks per strategy at which the smallest attainable Holm-corrected p is <= ALPHA."""
+    comparisons, blocks = len(n) - 1, 2
+    while _smallest_p(pd.Series(blocks, index=n.index), paired) * comparisons > ALPHA:
+        blocks += 1
+    return blocks
 
 
 def _smallest_p(n: pd.Series, paired: bool) -> float:

@@ -261,7 +261,22 @@ def summary(config: StudyConfig, checked: Checked) -> list[str]:
     ]
     lines += [f"Note: {note}" for note in data_notes(config.data)]
     lines += [f"Warning: {warning}" for warning in eval_set_warnings(config.data)]
+    lines += [f"Warning: {warning}" for warning in same_layer_warnings(checked.layers)]
     return lines
+
+
+def same_layer_warnings(layers: dict[str, list[int]]) -> list[str]:
+    """Strategies that copy the same teacher layers build the same student: their trials repeat."""
+    by_layers: dict[tuple[int, ...], list[str]] = {}
+    for strategy, chosen in layers.items():
+        if chosen:
+            by_layers.setdefault(tuple(chosen), []).append(strategy)
+    return [
+        f"strategies {' and '.join(names)} all copy teacher layers {list(chosen)}: they build the same "
+        f"student, so their trials repeat each other. Keep one of them."
+        for chosen, names in by_layers.items()
+        if len(names) > 1
+    ]
 
 
 def _size(size: int | None) -> str:

@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--strategies", nargs="+", help=f"layer strategies: {STRATEGY_HELP}")
     study.add_argument("--num-samples", type=int, help="trials of the search stage")
-    study.add_argument("--seeds", type=int, help="seeds per strategy in the replicate stage (seeds 0..N-1)")
+    study.add_argument(
+        "--seeds",
+        type=_seeds,
+        help="seeds per strategy in the replicate stage: a count N (seeds 0..N-1) or a list such as 5,6,7",
+    )
     study.add_argument(
         "--resume", nargs="?", const=True, metavar="STUDY_DIR", help="continue an interrupted study"
     )
@@ -111,6 +115,16 @@ def flags_to_settings(args: argparse.Namespace) -> dict:
         if given:
             settings[section] = given
     return settings
+
+
+def _seeds(text: str) -> int | list[int]:
+    """A count ("5") or a comma-separated list of seeds ("5,6,7")."""
+    try:
+        return [int(part) for part in text.split(",") if part] if "," in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid seeds {text!r}: give a count (5) or a comma-separated list of seeds (5,6,7)"
+        ) from None
 
 
 def _strategies(items: list[str]) -> list[str]:

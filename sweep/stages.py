@@ -34,6 +34,7 @@ class Cluster:
     cpus_per_trial: float
     gpus_per_trial: float
     gpus: float
+    node_cpus: float  # the largest node's CPUs: the teacher stage runs alone and takes them all
 
     def concurrent(self, cpus: float) -> int:
         """How many trials fit at once."""
@@ -90,7 +91,8 @@ def ray_cluster(config: StudyConfig) -> Iterator[Cluster]:
         total = ray.cluster_resources()
         cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
         check_resources(res, cpus=cpus, gpus=gpus)
-        cluster = Cluster(res.cpus_per_trial, default_gpus_per_trial(res, gpus), gpus)
+        node_cpus = max(node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"])
+        cluster = Cluster(res.cpus_per_trial, default_gpus_per_trial(res, gpus), gpus, node_cpus)
         print(f"Ray: {cpus:g} CPUs, {gpus:g} GPUs; up to {cluster.concurrent(cpus)} trials at once.")
         with _pending_trials(cluster.concurrent(cpus)):
             yield cluster
@@ -120,7 +122,8 @@ def _pending_trials(count: int) -> Iterator[None]:
 def run_stages(config: StudyConfig, checked: Checked, cluster: Cluster) -> results.StageResults:
     """Teacher, then search and/or replicate; returns the results of the last stage run."""
     teacher_gpus = 1.0 if cluster.gpus >= 1 else 0.0
-    teacher = teacher_stage(config, checked, cluster.cpus_per_trial, teacher_gpus)
+    teacher_cpus = max(cluster.cpus_per_trial, cluster.node_cpus)
+    teacher = teacher_stage(config, checked, teacher_cpus, teacher_gpus)
     base = plan.trial_base(config, teacher["path"], cluster.gpus_per_trial)
     hyperparameters = plan.fixed_hyperparameters(config)
     last = None

@@ -88,8 +88,26 @@ def test_csv_end_to_end_writes_table_plots_and_report(tmp_path, capsys):
     assert "scratch is significantly worse" in text
     assert "| 1 | bottom | 1,2,3 | 10 |" in text and "![ranking](ranking.png)" in text
     assert "Friedman test across 4 strategies over 10 seeds" in text
-    assert "no difference could have reached significance" not in text
+    assert (
+        "Across all strategies, the Friedman test gives p = " in text and ": the strategies differ." in text
+    )
+    assert "undetermined" not in text
     assert "bottom" in capsys.readouterr().out
+
+
+def test_several_inputs_are_ranked_as_one_study(tmp_path):
+    """A study with seeds 0-4 plus one that added seeds 5-9 ranks like all ten seeds at once."""
+    rows = replicate_rows()
+    first = write_csv(tmp_path / "first.csv", [row for row in rows if row["seed"] < 5])
+    added = write_csv(tmp_path / "added.csv", [row for row in rows if row["seed"] >= 5])
+    whole = write_csv(tmp_path / "whole.csv", rows)
+    assert main([str(first), str(added), "--out", str(tmp_path / "merged.csv")]) == 0
+    assert main([str(whole), "--out", str(tmp_path / "whole_ranking.csv")]) == 0
+
+    merged, expected = pd.read_csv(tmp_path / "merged.csv"), pd.read_csv(tmp_path / "whole_ranking.csv")
+    pd.testing.assert_frame_equal(merged, expected)
+    assert merged["n"].tolist() == [10, 10, 10, 10]
+    assert main([str(first), str(first), "--out", str(tmp_path / "twice.csv")]) == 2
 
 
 def test_failed_trial_is_excluded_counted_and_explained(tmp_path):
@@ -146,7 +164,9 @@ def test_search_stage_ranks_best_configuration_and_mean_over_configurations(tmp_
     assert (tmp_path / "r_mean_over_configs.png").exists()
     text = report.read_text()
     assert "## search stage, best config" in text and "| 1 | top | lr=0.001 |" in text
-    assert "With these sample sizes no difference could have reached significance" in text
+    assert "with these sample sizes no strategy can test as significantly worse" in text
+    assert "whether the others tie with top is undetermined" in text
+    assert best["tied_with_best"].iloc[0] == True and best["tied_with_best"].iloc[1:].isna().all()  # noqa: E712
 
 
 def test_single_seed_gives_nan_statistics_and_says_so(tmp_path, capsys):

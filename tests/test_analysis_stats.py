@@ -184,6 +184,9 @@ def test_small_samples_say_significance_is_unreachable():
     assert row(ranking, "b")["p_uncorrected"] == pytest.approx(2 / 2**4)
     assert ranking.smallest_p == pytest.approx(2 * 2 / 2**4)
     assert "smallest attainable" in " ".join(ranking.notes)
+    assert "7 seeds per strategy would make it decidable" in " ".join(ranking.notes)
+    assert row(ranking, "a")["tied_with_best"] == True  # noqa: E712 (pandas boolean)
+    assert pd.isna(row(ranking, "b")["tied_with_best"]) and pd.isna(row(ranking, "c")["tied_with_best"])
 
 
 def test_duplicate_trials_per_seed_are_averaged():

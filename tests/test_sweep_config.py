@@ -14,6 +14,7 @@ from trainables.layers import select_layers
 from trainables.tiny import write_sentiment_task, write_tiny_encoder
 
 REPO = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "validation", "test")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ BAD_FLAGS = {
     "GPUs per trial beyond the total": (["--gpus-per-trial", "0.25", "--gpus", "0"], "asks for 0.25 GPUs"),
     "GPUs beyond the machine": (["--gpus", "1000"], "GPU(s). To use GPUs on other machines"),
     "CPUs per trial beyond the total": (["--cpus", "2", "--cpus-per-trial", "3"], "lower --cpus-per-trial"),
-    "not a number": (["--seeds", "many"], "invalid int value"),
+    "not a number": (["--seeds", "many"], "invalid seeds 'many'"),
 }
 
 
@@ -244,6 +245,17 @@ def test_dry_run_json_lists_every_planned_trial(world: dict, tmp_path: Path, cap
     assert not (tmp_path / "smoke" / "study.yaml").exists()  # nothing started
 
 
+def test_seeds_flag_takes_a_list_to_add_seeds_to_a_finished_study(
+    world: dict, tmp_path: Path, capsys
+) -> None:
+    args = ["--stage", "replicate", "--strategies", "bottom", "top", "--seeds", "5,6,7", "--format", "json"]
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *args))
+    assert code == 0, err
+    assert [(t["strategy"], t["seed"]) for t in json.loads(out)] == [
+        (s, seed) for s in ("bottom", "top") for seed in (5, 6, 7)
+    ]
+
+
 def test_dry_run_of_replicate_only_uses_the_fixed_hyperparameters(
     world: dict, tmp_path: Path, capsys
 ) -> None:
@@ -264,6 +276,45 @@ def test_dry_run_of_the_seed_preset_warns_about_its_small_sets(tmp_path: Path, c
     assert "test examples come from validation_matched" in out and "unlabelled" in out
     assert "odd [1, 3, 5, 7, 9, 11]" in out and "even [2, 4, 6, 8, 10, 12]" in out
     assert len([line for line in out.splitlines() if line.startswith("replicate ")]) == 4 * 5
+
+
+def test_dry_run_warns_when_two_strategies_copy_the_same_layers(world: dict, tmp_path: Path, capsys) -> None:
+    code, out, err = cli(
+        capsys, smoke_args(world, tmp_path, "--dry-run", "--strategies", "top", "even", "uniform")
+    )
+    assert code == 0, err
+    assert "even [2, 4]" in out and "uniform [2, 4]" in out
+    warnings = [line for line in out.splitlines() if "all copy" in line]
+    assert warnings == [
+        "Warning: strategies even and uniform all copy teacher layers [2, 4]: they build the same "
+        "student, so their trials repeat each other. Keep one of them."
+    ]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("name", ["mnli-offline", "sst2-offline"])
+def test_offline_study_configs_dry_run_on_the_real_assets(
+    name: str, shared_data: Path, minilm: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The README's two studies: their configs load, pass every check and plan 25 trials."""
+    monkeypatch.chdir(REPO)
+    config = load_yaml(REPO / "configs" / f"{name}.yaml")
+    sources = {split: config["data"][split] for split in SPLITS if config["data"][split]}
+    flags = [
+        f"--{split}={source.replace('../shared/data', str(shared_data))}" for split, source in sources.items()
+    ]
+    args = ["--config", f"configs/{name}.yaml", "--teacher", minilm, "--storage-path", str(tmp_path)]
+    code, out, err = cli(capsys, [*args, *flags, "--dry-run", "--format", "json"])
+    assert code == 0, err
+    planned = json.loads(out)
+    assert len(planned) == 5 * 5 and {t["stage"] for t in planned} == {"replicate"}
+    assert {t["strategy"]: t["teacher_layers"] for t in planned} == {
+        "bottom": [1, 2, 3],
+        "top": [4, 5, 6],
+        "odd": [1, 3, 5],
+        "even": [2, 4, 6],
+        "scratch": [],
+    }
 
 
 # --- the ranking hook ----------------------------------------------------------------------------

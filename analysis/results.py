@@ -113,7 +113,7 @@ def load_experiment(stage_dir: Path) -> Results:
     from ray.tune import ExperimentAnalysis  # Ray takes a second to import; CSVs never need it.
 
     try:
-        analysis = ExperimentAnalysis(str(stage_dir))
+        analysis = ExperimentAnalysis(str(stage_dir.resolve()))  # pyarrow reads relative paths as URIs
     except ValueError as error:
         raise InputError(
             f"{stage_dir} is not a Ray Tune experiment folder: it holds no experiment state "

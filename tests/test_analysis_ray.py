@@ -77,10 +77,11 @@ def expected_mean(strategy: str, seeds: list[int]) -> float:
     return STRATEGIES[strategy][1] + 0.002 * float(np.mean(seeds))
 
 
-def test_cli_ranks_a_tune_experiment(study: Path, tmp_path: Path, capsys):
+def test_cli_ranks_a_tune_experiment(study: Path, tmp_path: Path, capsys, monkeypatch):
     out, plot, report = tmp_path / "ranking.csv", tmp_path / "ranking.png", tmp_path / "report.md"
     trials = tmp_path / "trials.csv"
-    argv = [str(study), "--out", str(out), "--plot", str(plot), "--report", str(report)]
+    monkeypatch.chdir(study.parent)  # a relative path, as typed at a shell
+    argv = [study.name, "--out", str(out), "--plot", str(plot), "--report", str(report)]
     assert main([*argv, "--trials", str(trials)]) == 0
     assert not ray.is_initialized()  # reading results needs no Ray cluster
 

@@ -63,8 +63,8 @@ COLUMNS = [
     "p_uncorrected",
     "tied_with_best",  # p_vs_best > 0.05 (True for the best); empty where untestable
     "test",  # wilcoxon (paired by seed) or mannwhitneyu (seeds differ)
-    "retention",  # mean / teacher_accuracy, for accuracy metrics
-    "teacher_accuracy",
+    "retention",  # mean / teacher_accuracy, for eval_accuracy (empty for other metrics)
+    "teacher_accuracy",  # the teacher's accuracy on the validation set
     "init_accuracy",  # mean accuracy of the student before training
     "student_params",
     "aggregation",  # mean_over_seeds, or best_config / mean_over_configs (search stage)
@@ -133,8 +133,8 @@ def _full_table(ranking: Ranking, sample: Sample, values: pd.DataFrame, metric: 
     """The statistics joined with what each strategy is and what was excluded."""
     table = ranking.table.join(strategy_facts(sample.rows, values), on=STRATEGY)
     table = table.join(exclusions(values), on=STRATEGY)
-    is_accuracy = "accuracy" in metric
-    table["retention"] = table["mean"] / table[TEACHER_ACCURACY] if is_accuracy else np.nan
+    # The trials score the teacher on the validation set only, so only eval_accuracy compares.
+    table["retention"] = table["mean"] / table[TEACHER_ACCURACY] if metric == EVAL_ACCURACY else np.nan
     table["aggregation"] = sample.aggregation
     table["config"] = [sample.configs.get(strategy, "") for strategy in table[STRATEGY]]
     table["metric"] = metric
@@ -197,6 +197,9 @@ def _facts(study: Study) -> list[str]:
         f"Stage: {study.stage}",
         f"Metric: `{study.metric}`, each trial's {value}; {better} is better",
     ]
+    teacher = study.results.trials.get(TEACHER_ACCURACY, pd.Series(dtype=float)).dropna().unique()
+    if len(teacher):
+        facts.append(f"Teacher accuracy on the validation set: {', '.join(f'{t:.4g}' for t in teacher)}")
     if study.results.history.empty:
         facts.append("No per-epoch history (per-trial CSV input), so no per-epoch plot")
     return facts

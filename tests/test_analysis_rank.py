@@ -87,6 +87,7 @@ def test_csv_end_to_end_writes_table_plots_and_report(tmp_path, capsys):
     assert "bottom is best; odd and top are not significantly worse (p > 0.05)" in text
     assert "scratch is significantly worse" in text
     assert "| 1 | bottom | 1,2,3 | 10 |" in text and "![ranking](ranking.png)" in text
+    assert "- Teacher accuracy on the validation set: 0.9\n" in text
     assert "Friedman test across 4 strategies over 10 seeds" in text
     assert (
         "Across all strategies, the Friedman test gives p = " in text and ": the strategies differ." in text
@@ -108,6 +109,16 @@ def test_several_inputs_are_ranked_as_one_study(tmp_path):
     pd.testing.assert_frame_equal(merged, expected)
     assert merged["n"].tolist() == [10, 10, 10, 10]
     assert main([str(first), str(first), "--out", str(tmp_path / "twice.csv")]) == 2
+
+
+def test_retention_is_given_only_where_the_teacher_was_scored(tmp_path):
+    """The teacher is scored on the validation set: a student's test accuracy has no teacher to
+    be divided by."""
+    rows = [{**row, "test_accuracy": row["eval_accuracy"] - 0.1} for row in replicate_rows()]
+    source = write_csv(tmp_path / "t.csv", rows)
+    assert main([str(source), "--metric", "test_accuracy", "--out", str(tmp_path / "r.csv")]) == 0
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert table["retention"].isna().all() and (table["teacher_accuracy"] == 0.9).all()
 
 
 def test_failed_trial_is_excluded_counted_and_explained(tmp_path):

@@ -255,16 +255,17 @@ def _sample_size_notes(cells: pd.DataFrame, paired: bool, smallest_p: float, blo
         notes.append(
             f"With these sample sizes the smallest attainable Holm-corrected p is about "
             f"{smallest_p:.3g} > {ALPHA}: no strategy can test as significantly worse "
-            f"than the best, so tied_with_best is left empty. {_blocks_needed(n, paired)} "
+            f"than the best, so tied_with_best is left empty. {blocks_needed(len(n), paired)} "
             f"{block_name}s per strategy would make it decidable."
         )
     return notes
 
 
-def _blocks_needed(n: pd.Series, paired: bool) -> int:
-    """The fewest blocks per strategy at which the smallest attainable Holm-corrected p is <= ALPHA."""
-    comparisons, blocks = len(n) - 1, 2
-    while _smallest_p(pd.Series(blocks, index=n.index), paired) * comparisons > ALPHA:
+def blocks_needed(strategies: int, paired: bool = True) -> int:
+    """The fewest blocks (seeds) per strategy at which comparing `strategies` strategies with the
+    best can give a Holm-corrected p <= ALPHA."""
+    comparisons, blocks = strategies - 1, 2
+    while _smallest_p(pd.Series(blocks, index=range(strategies)), paired) * comparisons > ALPHA:
         blocks += 1
     return blocks
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ray import tune
 
+from analysis.stats import blocks_needed
 from sweep.checks import Checked, trial_config
 from sweep.config import SEARCHED, Range, StudyConfig
 from trainables.data import is_file_source
@@ -262,7 +263,23 @@ def summary(config: StudyConfig, checked: Checked) -> list[str]:
     lines += [f"Note: {note}" for note in data_notes(config.data)]
     lines += [f"Warning: {warning}" for warning in eval_set_warnings(config.data)]
     lines += [f"Warning: {warning}" for warning in same_layer_warnings(checked.layers)]
+    lines += [f"Warning: {warning}" for warning in seed_count_warnings(config)]
     return lines
+
+
+def seed_count_warnings(config: StudyConfig) -> list[str]:
+    """Warn when the replicate stage has too few seeds for any strategy to test as worse."""
+    strategies, seeds = len(config.strategies), len(config.replicate.seed_list)
+    if "replicate" not in config.stages or strategies < 2:
+        return []
+    needed = blocks_needed(strategies)
+    if seeds >= needed:
+        return []
+    return [
+        f"{seeds} seeds per strategy: with {strategies} strategies, no strategy can test as "
+        f"significantly worse than the best (Holm-corrected Wilcoxon tests), however large the gap; "
+        f"the ranking will leave tied_with_best empty. {needed} seeds can decide it (--seeds {needed})."
+    ]
 
 
 def same_layer_warnings(layers: dict[str, list[int]]) -> list[str]:

@@ -12,6 +12,7 @@ from analysis.stats import (
     N_RESAMPLES,
     RANDOM_STATE,
     WILCOXON,
+    blocks_needed,
     bootstrap_ci,
     holm,
     rank_strategies,
@@ -187,6 +188,18 @@ def test_small_samples_say_significance_is_unreachable():
     assert "7 seeds per strategy would make it decidable" in " ".join(ranking.notes)
     assert row(ranking, "a")["tied_with_best"] == True  # noqa: E712 (pandas boolean)
     assert pd.isna(row(ranking, "b")["tied_with_best"]) and pd.isna(row(ranking, "c")["tied_with_best"])
+
+
+@pytest.mark.parametrize("strategies", [2, 3, 4, 5, 6])
+def test_seeds_needed_is_where_the_exact_wilcoxon_test_first_can_reject(strategies: int):
+    """With n seeds all favouring the best, scipy's exact p is 2/2^n; Holm multiplies it by the
+    number of comparisons."""
+    needed = blocks_needed(strategies)
+
+    def best_holm_p(seeds: int) -> float:
+        return stats.wilcoxon(np.arange(1.0, seeds + 1)).pvalue * (strategies - 1)
+
+    assert best_holm_p(needed) <= 0.05 < best_holm_p(needed - 1)
 
 
 def test_duplicate_trials_per_seed_are_averaged():

@@ -276,6 +276,8 @@ def test_dry_run_of_the_seed_preset_warns_about_its_small_sets(tmp_path: Path, c
     assert "test examples come from validation_matched" in out and "unlabelled" in out
     assert "odd [1, 3, 5, 7, 9, 11]" in out and "even [2, 4, 6, 8, 10, 12]" in out
     assert len([line for line in out.splitlines() if line.startswith("replicate ")]) == 4 * 5
+    assert "5 seeds per strategy: with 4 strategies, no strategy can test as significantly worse" in out
+    assert "7 seeds can decide it (--seeds 7)" in out
 
 
 def test_dry_run_warns_when_two_strategies_copy_the_same_layers(world: dict, tmp_path: Path, capsys) -> None:

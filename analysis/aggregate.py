@@ -54,11 +54,11 @@ def samples(values: pd.DataFrame, stage: str, mode: str) -> list[Sample]:
 
 
 def config_labels(trials: pd.DataFrame) -> pd.Series:
-    """Each trial's hyperparameters as text, e.g. "lr=0.001, temperature=2.0".
+    """Each trial's hyperparameters as text, e.g. "lr=0.001, temperature=2".
 
-    Only numeric keys that vary across the trials are named: hyper-parameters are numbers, while
-    text settings (paths, device, fault switches) do not define a configuration. Seed is left out,
-    since configurations are averaged over seeds.
+    Only numeric keys that vary across the trials are named, floats to 6 significant digits:
+    hyper-parameters are numbers, while text settings (paths, device, fault switches) do not
+    define a configuration. Seed is left out, since configurations are averaged over seeds.
     """
     columns = [
         column
@@ -70,8 +70,13 @@ def config_labels(trials: pd.DataFrame) -> pd.Series:
     ]
     if not columns:
         return pd.Series("", index=trials.index)
-    parts = [key.removeprefix(CONFIG_PREFIX) + "=" + trials[key].map(str) for key in columns]
+    parts = [key.removeprefix(CONFIG_PREFIX) + "=" + trials[key].map(_short) for key in columns]
     return pd.concat(parts, axis=1).agg(", ".join, axis=1)
+
+
+def _short(value: object) -> str:
+    """Six significant digits: sampled floats stay distinct and labels stay readable."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def best_config_sample(usable: pd.DataFrame, mode: str) -> Sample:

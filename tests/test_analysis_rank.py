@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from analysis.aggregate import config_labels
 from analysis.rank import COLUMNS, main, rank_study
 from analysis.results import InputError, resolve_input
 
@@ -119,6 +120,13 @@ def test_retention_is_given_only_where_the_teacher_was_scored(tmp_path):
     assert main([str(source), "--metric", "test_accuracy", "--out", str(tmp_path / "r.csv")]) == 0
     table = pd.read_csv(tmp_path / "r.csv")
     assert table["retention"].isna().all() and (table["teacher_accuracy"] == 0.9).all()
+
+
+def test_sampled_configurations_get_short_distinct_labels():
+    trials = pd.DataFrame(
+        {"config/lr": [2.9730254214469826e-05, 3.1540524969567945e-05], "config/seed": [0, 0]}
+    )
+    assert config_labels(trials).tolist() == ["lr=2.97303e-05", "lr=3.15405e-05"]
 
 
 def test_failed_trial_is_excluded_counted_and_explained(tmp_path):

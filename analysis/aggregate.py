@@ -1,7 +1,8 @@
 """From per-trial values to the samples a ranking compares, and per-strategy facts.
 
-The replicate stage compares strategies over seeds. The search stage compares them twice: by
-each strategy's best configuration (over that configuration's seeds), and over all its
+The replicate stage compares strategies over seeds, once per setting when it ran both the
+search's best (tuned) and the fixed setting. The search stage compares them twice: by each
+strategy's best configuration (over that configuration's seeds), and over all its
 configurations (paired across strategies when they share a configuration and seed).
 """
 
@@ -15,19 +16,35 @@ from analysis.names import (
     BEST_CONFIG,
     CONFIG_PREFIX,
     EPOCHS,
-    INIT_ACCURACY,
+    FIXED,
+    FIXED_SETTING,
+    HYPERPARAMETERS,
     MEAN_OVER_CONFIGS,
     MEAN_OVER_SEEDS,
     SEARCH,
+    SETTING,
+    TUNED,
+    TUNED_SETTING,
+)
+from analysis.results import InputError
+from trainables.metrics import (
+    ACCURACY,
+    F1,
+    INIT,
+    MATTHEWS,
+    PEARSON,
     SEED,
+    SPEARMAN,
     STRATEGY,
     STUDENT_PARAMS,
-    TEACHER_ACCURACY,
+    TEACHER,
     TEACHER_LAYERS,
+    scored,
 )
 
 BLOCK = "block"
 CONFIG = "config"
+TASK_METRICS = (ACCURACY, F1, MATTHEWS, PEARSON, SPEARMAN)
 
 
 @dataclass(frozen=True)
@@ -35,32 +52,65 @@ class Sample:
     """The observations one ranking is computed from.
 
     `rows` holds the usable trials with a `block` column: observations of different strategies
-    in the same block are paired. `block_name` says what a block is, for messages. `configs`
-    maps each strategy to the configuration it was ranked by (best_config only).
+    in the same block are paired. `trials` holds every trial the sample draws on, usable or
+    not, for its exclusions. `block_name` says what a block is, for messages. `setting` is the
+    trials' `config/setting` ("" when absent or mixed). `configs` maps each strategy to the
+    configuration it was ranked by (best_config only).
     """
 
     aggregation: str
     block_name: str
     rows: pd.DataFrame
+    trials: pd.DataFrame
+    setting: str = ""
     configs: dict[str, str] = field(default_factory=dict)
 
 
 def samples(values: pd.DataFrame, stage: str, mode: str) -> list[Sample]:
-    """The samples to rank for a stage; `values` comes from `results.trial_values`."""
-    usable = values[values["excluded"] == ""].assign(**{CONFIG: config_labels(values)})
-    if stage != SEARCH:
-        return [Sample(MEAN_OVER_SEEDS, "seed", usable.assign(**{BLOCK: usable[SEED]}))]
-    return [best_config_sample(usable, mode), mean_over_configs_sample(usable)]
+    """The samples to rank for a stage; `values` comes from `values.trial_values`."""
+    values = values.assign(**{CONFIG: config_labels(values)})
+    if stage == SEARCH:
+        return [best_config_sample(values, mode), mean_over_configs_sample(values)]
+    settings = values[SETTING] if SETTING in values else pd.Series(dtype=object)
+    if not {TUNED, FIXED} <= set(settings):
+        return [seed_sample(MEAN_OVER_SEEDS, values)]
+    unknown = values.loc[~settings.isin([TUNED, FIXED]), SETTING]
+    if len(unknown):
+        raise InputError(
+            f"The replicate trials ran at the {TUNED} and {FIXED} settings, but {len(unknown)} of them "
+            f"name another {SETTING} ({', '.join(map(str, unknown.unique()[:3]))}); rank them apart."
+        )
+    return [
+        seed_sample(TUNED_SETTING, values[settings == TUNED]),
+        seed_sample(FIXED_SETTING, values[settings == FIXED]),
+    ]
+
+
+def _usable(values: pd.DataFrame) -> pd.DataFrame:
+    return values[values["excluded"] == ""]
+
+
+def _setting(trials: pd.DataFrame) -> str:
+    present = trials[SETTING].dropna().unique() if SETTING in trials else []
+    return str(present[0]) if len(present) == 1 else ""
+
+
+def seed_sample(aggregation: str, values: pd.DataFrame) -> Sample:
+    """Each strategy over its seeds."""
+    usable = _usable(values)
+    return Sample(aggregation, "seed", usable.assign(**{BLOCK: usable[SEED]}), values, _setting(values))
 
 
 def config_labels(trials: pd.DataFrame) -> pd.Series:
-    """Each trial's hyperparameters as text, e.g. "lr=0.001, temperature=2".
+    """Each trial's hyperparameters as text, e.g. "temperature=2, lr=0.001".
 
-    Only numeric keys that vary across the trials are named, floats to 6 significant digits:
-    hyper-parameters are numbers, while text settings (paths, device, fault switches) do not
-    define a configuration. Seed is left out, since configurations are averaged over seeds.
+    The searched hyper-parameters (HYPERPARAMETERS) name a configuration wherever the trials
+    have them. Otherwise the numeric keys that vary across the trials do: hyper-parameters are
+    numbers, while text settings (paths, device, fault switches) do not define a configuration.
+    Seed is left out, since configurations are averaged over seeds. Floats get 6 significant
+    digits.
     """
-    columns = [
+    columns = [column for column in HYPERPARAMETERS if column in trials] or [
         column
         for column in trials
         if column.startswith(CONFIG_PREFIX)
@@ -79,32 +129,44 @@ def _short(value: object) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def best_config_sample(usable: pd.DataFrame, mode: str) -> Sample:
+def best_config_sample(values: pd.DataFrame, mode: str) -> Sample:
     """Per strategy, the trials of its best configuration (best mean over its seeds)."""
+    usable = _usable(values)
     means = usable.groupby([STRATEGY, CONFIG])["value"].mean()
     by_strategy = means.groupby(level=STRATEGY)
     best = by_strategy.idxmax() if mode == "max" else by_strategy.idxmin()
     chosen = dict(best.tolist())
     rows = usable[usable[CONFIG] == usable[STRATEGY].map(chosen)]
-    return Sample(BEST_CONFIG, "seed", rows.assign(**{BLOCK: rows[SEED]}), chosen)
+    return Sample(BEST_CONFIG, "seed", rows.assign(**{BLOCK: rows[SEED]}), values, _setting(values), chosen)
 
 
-def mean_over_configs_sample(usable: pd.DataFrame) -> Sample:
+def mean_over_configs_sample(values: pd.DataFrame) -> Sample:
     """All trials of each strategy; a block is one configuration and seed."""
+    usable = _usable(values)
     blocks = usable[CONFIG] + "; seed=" + usable[SEED].astype(str)
-    return Sample(MEAN_OVER_CONFIGS, "configuration/seed pair", usable.assign(**{BLOCK: blocks}))
+    rows = usable.assign(**{BLOCK: blocks})
+    return Sample(MEAN_OVER_CONFIGS, "configuration/seed pair", rows, values, _setting(values))
 
 
-def strategy_facts(rows: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+def task_metric(metric: str) -> str | None:
+    """The task metric a score measures, e.g. f1 for eval_f1, eval_matched_f1 and test_f1; None
+    for losses and other measurements, which have no init_ or teacher_ counterpart."""
+    return next((name for name in TASK_METRICS if metric.endswith(f"_{name}")), None)
+
+
+def strategy_facts(rows: pd.DataFrame, trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """What each strategy is: its teacher layers (from any of its `trials`, so that a strategy
-    whose trials all failed still shows them), and teacher accuracy, mean init accuracy and
-    student size over the trials ranked (`rows`)."""
+    whose trials all failed still shows them), and the teacher's and the untrained student's
+    score on the metric ranked by (teacher_score, init_score) and the student size, over the
+    trials ranked (`rows`)."""
     strategies = pd.Index(sorted(trials[STRATEGY].unique()), name=STRATEGY)
     facts = pd.DataFrame(index=strategies)
     facts[TEACHER_LAYERS] = trials.groupby(STRATEGY)[TEACHER_LAYERS].agg(_layers)
     groups = rows.groupby(STRATEGY)
-    for column in (TEACHER_ACCURACY, INIT_ACCURACY):
-        facts[column] = groups[column].mean() if column in rows else float("nan")
+    measured = task_metric(metric)
+    for fact, where in (("teacher_score", TEACHER), ("init_score", INIT)):
+        column = scored(where, measured) if measured else None
+        facts[fact] = groups[column].mean() if column and column in rows else float("nan")
     sizes = groups[STUDENT_PARAMS].median() if STUDENT_PARAMS in rows else pd.Series(dtype=float)
     facts[STUDENT_PARAMS] = sizes.reindex(strategies).round().astype("Int64")
     return facts
@@ -116,9 +178,9 @@ def _layers(values: pd.Series) -> str:
     return str(reported.index[0]) if len(reported) else ""
 
 
-def exclusions(values: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy: how many trials were left out and why, e.g. "seed 2: failed: ..."."""
-    left_out = values[values["excluded"] != ""]
+def exclusions(trials: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
+    """Per strategy: how many of `trials` were left out and why, e.g. "seed 2: failed: ..."."""
+    left_out = trials[trials["excluded"] != ""]
     reasons = "seed " + left_out[SEED].astype(str) + ": " + left_out["excluded"]
     table = pd.DataFrame(
         {
@@ -126,7 +188,7 @@ def exclusions(values: pd.DataFrame) -> pd.DataFrame:
             "excluded": reasons.groupby(left_out[STRATEGY]).agg("; ".join),
         }
     )
-    table = table.reindex(sorted(values[STRATEGY].unique()))
+    table = table.reindex(strategies)
     table["n_excluded"] = table["n_excluded"].fillna(0).astype(int)
     table["excluded"] = table["excluded"].fillna("")
     return table.rename_axis(STRATEGY)
@@ -141,7 +203,7 @@ def trial_notes(values: pd.DataFrame) -> list[str]:
             f"{row[STRATEGY]} seed {row[SEED]} ({row['excluded']})" for _, row in left_out.iterrows()
         )
         notes.append(f"{len(left_out)} of {len(values)} trials excluded: {listed}.")
-    usable = values[values["excluded"] == ""]
+    usable = _usable(values)
     if EPOCHS in usable and usable[EPOCHS].nunique() > 1:
         notes.append(
             f"Ranked trials ran different numbers of epochs ({usable[EPOCHS].min():g} to "

@@ -1,46 +1,52 @@
-"""Column and metric names the analysis reads and writes, defined once.
+"""The analysis' own column names, defined once.
 
-The metric names repeat `trainables.metrics` as plain strings, so that the analysis never
-imports the training side (and with it torch) just to read results back.
+Metric names (eval_accuracy, teacher_hash, seed, ...) come from `trainables.metrics`, the one
+vocabulary the trials report in; it imports nothing, so reading results never loads torch.
 """
 
-# Metrics every trial reports (see trainables/metrics.py).
-INIT_ACCURACY = "init_accuracy"
-EVAL_ACCURACY = "eval_accuracy"
-TEACHER_ACCURACY = "teacher_accuracy"
-STUDENT_PARAMS = "student_params"
-TEACHER_LAYERS = "teacher_layers"
-STRATEGY = "strategy"
-SEED = "seed"
-EPOCH = "epoch"
-DONE = "done"
+from trainables.metrics import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
 
 # Per-trial table columns added by the analysis.
 TRIAL_ID = "trial_id"
 STATUS = "status"
 ERROR = "error"
 EPOCHS = "epochs"
-TRAINING_ITERATION = "training_iteration"
 CONFIG_PREFIX = "config/"
+# The per-trial CSV a study keeps beside (or instead of) each Ray experiment folder.
+TRIALS_CSV = "trials.csv"
 
 # Ray Tune's trial states; only finished trials are ranked.
 TERMINATED = "TERMINATED"
+FAILED = "ERROR"
 
-# Stages of a study, each a Ray Tune experiment folder inside the study folder.
+# Stages of a study, each a Ray Tune experiment folder (or a folder of them) inside the study folder.
 SEARCH = "search"
 REPLICATE = "replicate"
 STAGES = (SEARCH, REPLICATE)
 
+# The hyper-parameters a search samples: what tells one search configuration from another.
+HYPERPARAMETERS = tuple(
+    CONFIG_PREFIX + key for key in ("temperature", "alpha_ce", "alpha_kd", "alpha_cos", "lr")
+)
+
+# `config/setting` says which setting a replicate trial ran at: the search's best, or the fixed one.
+SETTING = CONFIG_PREFIX + "setting"
+TUNED = "tuned"
+FIXED = "fixed"
+
 # How a stage's trials become one sample per strategy (the ranking's `aggregation` column).
 MEAN_OVER_SEEDS = "mean_over_seeds"
+TUNED_SETTING = "tuned_setting"
+FIXED_SETTING = "fixed_setting"
 BEST_CONFIG = "best_config"
 MEAN_OVER_CONFIGS = "mean_over_configs"
 
 # Columns Ray Tune adds to every result; never offered as a metric to rank by.
+TRAINING_ITERATION = "training_iteration"
 RAY_BOOKKEEPING = frozenset(
     {
         TRAINING_ITERATION,
-        DONE,
+        "done",
         "timestamp",
         "date",
         "time_this_iter_s",
@@ -60,4 +66,6 @@ RAY_BOOKKEEPING = frozenset(
 )
 
 # Per-trial columns that identify or describe a trial rather than measure it.
-NOT_METRICS = frozenset({TRIAL_ID, STATUS, ERROR, EPOCHS, STRATEGY, SEED, EPOCH, TEACHER_LAYERS})
+NOT_METRICS = frozenset(
+    {TRIAL_ID, STATUS, ERROR, EPOCHS, STRATEGY, SEED, EPOCH, TEACHER_LAYERS, TEACHER_HASH}
+)

@@ -11,8 +11,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.names import EPOCH, EVAL_ACCURACY, STRATEGY, TRAINING_ITERATION, TRIAL_ID
+from analysis.names import TRAINING_ITERATION, TRIAL_ID
 from analysis.stats import Ranking
+from trainables.metrics import EPOCH, EVAL_ACCURACY, STRATEGY
 
 _JITTER = 0.08
 
@@ -26,14 +27,29 @@ def plot_metric(ranking: Ranking, metric: str, path: Path, title: str = "") -> N
         values = ranking.cells.loc[row.strategy].dropna().to_numpy()
         offsets = np.linspace(-_JITTER, _JITTER, len(values)) if len(values) > 1 else [0.0]
         axes.scatter(x + np.asarray(offsets), values, s=14, color="0.55", zorder=2)
-        error = [[row.mean - row.ci_low], [row.ci_high - row.mean]]
-        has_ci = not np.isnan(row.ci_low)
-        axes.errorbar(x, row.mean, yerr=error if has_ci else None, fmt="D", color="C0", capsize=5, zorder=3)
+        axes.errorbar(
+            x,
+            row.mean,
+            yerr=_error_bar(row.mean, row.ci_low, row.ci_high),
+            fmt="D",
+            color="C0",
+            capsize=5,
+            zorder=3,
+        )
     axes.set_xticks(range(len(table)), table["strategy"], rotation=30, ha="right")
     axes.set_ylabel(metric)
     axes.set_title(title or f"{metric}: seeds (grey), mean and 95% bootstrap CI (blue)")
     axes.grid(axis="y", alpha=0.3)
     _save(figure, path)
+
+
+def _error_bar(mean: float, low: float, high: float) -> list[list[float]] | None:
+    """The CI as bar lengths below and above the mean; None without a CI. The lengths are
+    clipped at 0: a constant strategy's CI equals its values, and their mean may differ from
+    them in the last bit."""
+    if np.isnan(low):
+        return None
+    return [[max(mean - low, 0.0)], [max(high - mean, 0.0)]]
 
 
 def plot_history(

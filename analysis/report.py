@@ -1,4 +1,5 @@
-"""Markdown report of one or more rankings: a significance sentence, the table, the plots."""
+"""Reports of one or more rankings: in Markdown (a significance sentence, the power estimate, the
+table, the plots) and as a compact table for the terminal."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from analysis.power import POWER
 from analysis.stats import ALPHA, MANN_WHITNEY, WILCOXON, Ranking
+
+if TYPE_CHECKING:
+    from analysis.rank import Study
 
 _TEST_NAMES = {
     WILCOXON: "Holm-corrected Wilcoxon signed-rank tests",
@@ -29,7 +35,8 @@ _COLUMNS = {
     "p_vs_best": "p vs best",
     "tied_with_best": "tied with best",
     "retention": "retention",
-    "init_accuracy": "init accuracy",
+    "teacher_score": "teacher",
+    "init_score": "init",
     "student_params": "student params",
     "n_excluded": "excluded",
 }
@@ -67,17 +74,40 @@ def _against_best(ranking: Ranking, best: str) -> str:
             f"the smallest attainable p is {ranking.smallest_p:.3g}), so whether the others tie with "
             f"{best} is undetermined."
         )
-    tied = tested.loc[tested["tied_with_best"].astype(bool), "strategy"].tolist()
-    worse = tested.loc[~tested["tied_with_best"].astype(bool), "strategy"].tolist()
+    verdicts = tested["tied_with_best"]
+    tied = tested.loc[verdicts.eq(True).fillna(False), "strategy"].tolist()
+    worse = tested.loc[verdicts.eq(False).fillna(False), "strategy"].tolist()
+    undecided = tested.loc[verdicts.isna(), "strategy"].tolist()
     untested = others.loc[others["p_vs_best"].isna(), "strategy"].tolist()
     parts = [f"{best} is best"]
     if tied:
         parts.append(f"{_names(tied)} {_be(tied)} not significantly worse (p > {ALPHA})")
     if worse:
         parts.append(f"{_names(worse)} {_be(worse)} significantly worse (p <= {ALPHA})")
+    if undecided:
+        tie = "ties" if len(undecided) == 1 else "tie"
+        parts.append(f"whether {_names(undecided)} {tie} with {best} is undetermined at these sample sizes")
     if untested:
         parts.append(f"{_names(untested)} could not be tested")
     return "; ".join(parts) + f" ({_TEST_NAMES[ranking.test]} against {best})."
+
+
+def power_sentence(ranking: Ranking) -> str:
+    """How many blocks would detect the smallest gap to the best; "" when not estimable."""
+    power = ranking.power
+    if power is None:
+        return ""
+    block = power.block_name
+    if power.blocks_needed is None:
+        return (
+            f"Power: {power.strategy}'s mean equals {ranking.best}'s over their {block}s: no gap to detect."
+        )
+    return (
+        f"Power: the smallest gap to {ranking.best} is {power.strategy}'s, {power.mean_gap:.3g} (s.d. of the "
+        f"per-{block} differences {power.sd:.3g}, d_z = {power.d_z:.3g}); about {power.blocks_needed} "
+        f"{block}s per strategy would detect it with {POWER:.0%} power at alpha = {ALPHA}, Holm-corrected "
+        f"over {power.comparisons} comparisons (normal approximation for the Wilcoxon signed-rank test)."
+    )
 
 
 def _friedman_clause(ranking: Ranking) -> str:
@@ -134,6 +164,8 @@ def write_report(
     lines += [f"- {fact}" for fact in facts] + [""]
     for section in sections:
         lines += [f"## {section.heading}", "", significance_sentence(section.ranking), ""]
+        power = power_sentence(section.ranking)
+        lines += [power, ""] if power else []
         lines += [markdown_table(section.ranking.table), ""]
         for plot in section.plots:
             lines += [f"![{plot.stem}]({os.path.relpath(plot, path.parent)})", ""]
@@ -141,3 +173,39 @@ def write_report(
     if notes:
         lines += ["## Notes on the trials", ""] + [f"- {note}" for note in notes] + [""]
     path.write_text("\n".join(lines))
+
+
+def console_table(study: Study) -> str:
+    """The rankings as compact text for a terminal: per ranking a heading, one line per
+    strategy, the significance sentence and the power estimate."""
+    blocks = []
+    for ranked in study.ranked:
+        rows = [_console_row(row) for _, row in ranked.ranking.table.iterrows()]
+        lines = [
+            f"{study.heading(ranked)} ({study.metric}): rank, strategy, teacher layers, "
+            "mean ± 95% CI half-width, tied with best"
+        ]
+        lines += _aligned(rows)
+        lines += [significance_sentence(ranked.ranking), power_sentence(ranked.ranking)]
+        blocks.append("\n".join(line for line in lines if line))
+    return "\n\n".join(blocks)
+
+
+def _console_row(row: pd.Series) -> list[str]:
+    rank = "" if pd.isna(row["rank"]) else str(int(row["rank"]))
+    layers = (
+        row["teacher_layers"] if isinstance(row["teacher_layers"], str) and row["teacher_layers"] else "-"
+    )
+    mean = "-" if pd.isna(row["mean"]) else f"{row['mean']:.4f}"
+    if not pd.isna(row["ci_low"]):
+        mean += f" ± {(row['ci_high'] - row['ci_low']) / 2:.4f}"
+    tied = row["tied_with_best"]
+    return [rank, row["strategy"], layers, mean, "undecided" if pd.isna(tied) else "yes" if tied else "no"]
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return [
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

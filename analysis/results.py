@@ -1,7 +1,8 @@
-"""Trials of one stage as one table (one row per trial), from a Tune experiment or a CSV.
+"""Trials of one stage as one table (one row per trial), from Tune experiments or per-trial CSVs.
 
-A trial's value for a metric is the last value it reported: its final epoch for per-epoch
-metrics such as eval_accuracy, the single value for once-reported ones such as init_accuracy.
+This is the one reader of per-trial results. A trial's value for a metric is the last value it
+reported: its final epoch for per-epoch metrics such as eval_accuracy, the single value for
+once-reported ones such as init_accuracy.
 """
 
 from __future__ import annotations
@@ -10,35 +11,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from analysis.names import (
     CONFIG_PREFIX,
-    EPOCH,
     EPOCHS,
     ERROR,
-    NOT_METRICS,
+    FAILED,
     RAY_BOOKKEEPING,
     REPLICATE,
-    SEED,
     STAGES,
     STATUS,
-    STRATEGY,
-    TEACHER_LAYERS,
     TERMINATED,
     TRAINING_ITERATION,
     TRIAL_ID,
+    TRIALS_CSV,
 )
+from trainables.metrics import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-REDUCTIONS = ("last", "max", "min")
-_NOT_FINISHED = {
-    "RUNNING": "still running (or the sweep stopped before it finished)",
-    "PENDING": "never started",
-    "PAUSED": "paused, not finished",
-}
+# What `error_line` says when a failed trial left no error text.
+NO_ERROR_TEXT = "failed"
+_ERROR_CHARS = 300
 
 
 class InputError(Exception):
@@ -50,12 +47,14 @@ class Results:
     """All trials of one stage.
 
     `trials` has one row per trial: identity, status, last reported metrics and `config/` keys.
-    `history` has one row per report (empty when read from a per-trial CSV).
+    `history` has one row per report (empty when read from a per-trial CSV). `notes` are what
+    the ranking must say about the inputs, e.g. a teacher that could not be checked.
     """
 
     trials: pd.DataFrame
     history: pd.DataFrame
     source: str
+    notes: tuple[str, ...] = ()
 
 
 def resolve_input(path: Path, stage: str | None) -> tuple[Path, str]:
@@ -85,18 +84,46 @@ def resolve_input(path: Path, stage: str | None) -> tuple[Path, str]:
 
 
 def load_results(path: Path) -> Results:
-    """Loads a per-trial CSV or a Ray Tune experiment folder."""
+    """Loads a per-trial CSV, a Ray Tune experiment folder, or a folder of either.
+
+    A stage may be several experiments (the search runs one per strategy, in search/<strategy>/),
+    and a study kept on remote storage keeps only their trials.csv files locally; each is loaded
+    and all are merged. An experiment folder is preferred to its trials.csv: it holds the
+    per-epoch history too.
+    """
     if path.is_file():
         return load_trials_csv(path)
-    return load_experiment(path)
+    if not path.is_dir():
+        raise InputError(f"{path} does not exist.")
+    if _holds_experiment(path):
+        return load_experiment(path)
+    if (path / TRIALS_CSV).is_file():
+        return load_trials_csv(path / TRIALS_CSV)
+    parts = sorted(sub for sub in path.iterdir() if sub.is_dir() and _holds_trials(sub))
+    if not parts:
+        raise InputError(
+            f"{path} is not a Ray Tune experiment folder: it holds no experiment state "
+            f"(experiment_state-*.json), no {TRIALS_CSV}, and no subfolder with either. Pass a study "
+            "folder holding search/ and replicate/, one of those stage folders, or a per-trial CSV."
+        )
+    return merge_results([load_results(part) for part in parts])
+
+
+def _holds_experiment(folder: Path) -> bool:
+    return any(folder.glob("experiment_state-*.json"))
+
+
+def _holds_trials(folder: Path) -> bool:
+    return _holds_experiment(folder) or (folder / TRIALS_CSV).is_file()
 
 
 def merge_results(parts: list[Results]) -> Results:
     """Trials of several runs of one stage as one table, e.g. a study and a later one that added
     seeds. A trial may appear only once; a (strategy, seed) pair run twice is averaged by the
-    ranking, which says so."""
+    ranking, which says so. All trials must share one teacher (see `teacher_notes`)."""
+    notes = tuple(note for part in parts for note in part.notes) + tuple(teacher_notes(parts))
     if len(parts) == 1:
-        return parts[0]
+        return Results(parts[0].trials, parts[0].history, parts[0].source, notes)
     trials = pd.concat([part.trials for part in parts], ignore_index=True)
     repeated = trials.loc[trials[TRIAL_ID].duplicated(), TRIAL_ID].tolist()
     if repeated:
@@ -105,7 +132,42 @@ def merge_results(parts: list[Results]) -> Results:
             "study or CSV once."
         )
     history = pd.concat([part.history for part in parts], ignore_index=True)
-    return Results(_tidy(trials), history, " + ".join(part.source for part in parts))
+    return Results(_tidy(trials), history, " + ".join(part.source for part in parts), notes)
+
+
+def teacher_notes(parts: list[Results]) -> list[str]:
+    """Students of different teachers are not comparable: raises InputError when the trials name
+    more than one teacher hash, within one input or across inputs. Inputs without hashes (older
+    CSVs) merge, with a note saying that their teacher cannot be checked."""
+    teachers = {part.source: _teacher(part) for part in parts}
+    known = {source: teacher for source, teacher in teachers.items() if teacher}
+    if len(set(known.values())) > 1:
+        listed = "; ".join(f"{source} has {teacher}" for source, teacher in known.items())
+        raise InputError(
+            f"The inputs were distilled from different teachers ({TEACHER_HASH}: {listed}); "
+            "rank each teacher's students separately."
+        )
+    unknown = [source for source, teacher in teachers.items() if not teacher]
+    if not known or not unknown:
+        return []
+    return [
+        f"The teacher of {', '.join(unknown)} cannot be checked: its trials report no {TEACHER_HASH}, "
+        f"while those of {', '.join(known)} name the teacher {next(iter(known.values()))}."
+    ]
+
+
+def _teacher(part: Results) -> str:
+    """The one teacher hash an input's trials report ("" if none reports one)."""
+    if TEACHER_HASH not in part.trials:
+        return ""
+    counts = part.trials[TEACHER_HASH].dropna().astype(str).value_counts()
+    if len(counts) > 1:
+        listed = ", ".join(f"{teacher} ({count} trials)" for teacher, count in counts.items())
+        raise InputError(
+            f"The trials of {part.source} were distilled from different teachers ({TEACHER_HASH}: "
+            f"{listed}); rank each teacher's students separately."
+        )
+    return str(counts.index[0]) if len(counts) else ""
 
 
 def load_experiment(stage_dir: Path) -> Results:
@@ -115,11 +177,7 @@ def load_experiment(stage_dir: Path) -> Results:
     try:
         analysis = ExperimentAnalysis(str(stage_dir.resolve()))  # pyarrow reads relative paths as URIs
     except ValueError as error:
-        raise InputError(
-            f"{stage_dir} is not a Ray Tune experiment folder: it holds no experiment state "
-            "(experiment_state-*.json). Pass a study folder holding search/ and replicate/, "
-            "one of those stage folders, or a per-trial CSV."
-        ) from error
+        raise InputError(f"{stage_dir} holds no readable Ray Tune experiment: {error}") from error
     if not analysis.trials:
         raise InputError(f"The experiment in {stage_dir} holds no trials.")
     frames = analysis.trial_dataframes
@@ -139,7 +197,7 @@ def _trial_row(trial: Trial, frame: pd.DataFrame) -> dict[str, object]:
     row.update({CONFIG_PREFIX + key: value for key, value in config.items()})
     row[TRIAL_ID] = trial.trial_id
     row[STATUS] = trial.status
-    row[ERROR] = _error_line(trial) if trial.status == "ERROR" else ""
+    row[ERROR] = error_line(trial) if trial.status == FAILED else ""
     row[STRATEGY] = config.get(STRATEGY, row.get(STRATEGY))
     row[SEED] = config.get(SEED, row.get(SEED))
     row[EPOCHS] = _epochs(frame)
@@ -150,11 +208,16 @@ def _is_reported_metric(column: str) -> bool:
     return column not in RAY_BOOKKEEPING and column != TRIAL_ID and not column.startswith(CONFIG_PREFIX)
 
 
-def _error_line(trial: Trial) -> str:
-    """The last line of a failed trial's traceback, e.g. 'RuntimeError: CUDA out of memory'."""
-    text = trial.get_error() or ""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+def error_line(trial: Trial) -> str:
+    """The line of a failed trial's traceback that says what went wrong, e.g.
+    'NonFiniteLossError: the training loss became nan at step 3'.
+
+    Ray wraps the trial's exception in its own lines, and a message may run over several lines,
+    so the last line that names an error before its first colon wins; else the last line.
+    """
+    lines = [line.strip() for line in str(trial.get_error() or "").splitlines() if line.strip()]
+    named = [line for line in lines if "Error" in line.split(":")[0]]
+    return (named or lines or [NO_ERROR_TEXT])[-1][:_ERROR_CHARS]
 
 
 def _epochs(frame: pd.DataFrame) -> float:
@@ -174,14 +237,14 @@ def _history(trial_id: str, frame: pd.DataFrame) -> pd.DataFrame:
 def load_trials_csv(path: Path) -> Results:
     """Reads a per-trial CSV (as written by `write_trials_csv`, or merged from several).
 
-    Required columns: strategy, seed and the metric. Optional: trial_id, status (Tune's
-    TERMINATED / ERROR / RUNNING / PENDING / PAUSED; blank or absent means TERMINATED),
-    error, epochs, teacher_layers, teacher_accuracy, init_accuracy, student_params, other
-    metrics, and config/<key> hyperparameters (they tell search configurations apart).
+    Required columns: strategy, seed (a number) and the metric. Optional: trial_id, status
+    (Tune's TERMINATED / ERROR / RUNNING / PENDING / PAUSED; blank or absent means TERMINATED),
+    error, epochs, teacher_layers, teacher_hash, teacher_<metric>, init_<metric>, student_params,
+    other metrics, and config/<key> hyperparameters (they tell search configurations apart).
     """
-    text_columns = {column: str for column in (STRATEGY, TEACHER_LAYERS, TRIAL_ID, STATUS, ERROR)}
+    text = (STRATEGY, TEACHER_LAYERS, TEACHER_HASH, TRIAL_ID, STATUS, ERROR)
     try:
-        trials = pd.read_csv(path, dtype=text_columns, keep_default_na=True)
+        trials = pd.read_csv(path, dtype=dict.fromkeys(text, str), keep_default_na=True)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise InputError(f"{path} is not a readable per-trial CSV: {error}") from error
     missing = [column for column in (STRATEGY, SEED) if column not in trials]
@@ -192,9 +255,24 @@ def load_trials_csv(path: Path) -> Results:
         )
     if trials.empty:
         raise InputError(f"{path} holds no trials.")
+    trials[SEED] = _seeds(trials[SEED], path)
     if TRIAL_ID not in trials:
         trials[TRIAL_ID] = [f"row{index + 1}" for index in range(len(trials))]
     return Results(trials=_tidy(trials), history=pd.DataFrame(), source=str(path))
+
+
+def _seeds(column: pd.Series, path: Path) -> pd.Series:
+    """Seeds as numbers (integers where they are whole): a seed is the block strategies are
+    paired on, so a misspelt one must not become a seed of its own."""
+    seeds = pd.to_numeric(column, errors="coerce")
+    bad = ~np.isfinite(seeds.to_numpy(dtype=float))
+    if bad.any():
+        lines = [f"line {index + 2} ({column[index]!r})" for index in column.index[bad][:5]]
+        raise InputError(
+            f"{path} has a missing or non-numeric seed on {', '.join(lines)}"
+            f"{' and more' if bad.sum() > 5 else ''}; every trial needs a numeric seed."
+        )
+    return seeds.astype("int64") if (seeds == seeds.round()).all() else seeds
 
 
 def _tidy(trials: pd.DataFrame) -> pd.DataFrame:
@@ -215,62 +293,3 @@ def _tidy(trials: pd.DataFrame) -> pd.DataFrame:
 def write_trials_csv(results: Results, path: Path) -> None:
     """Saves the per-trial table, so that a study can be re-ranked or merged without Ray."""
     results.trials.to_csv(path, index=False)
-
-
-def available_metrics(trials: pd.DataFrame) -> list[str]:
-    """Numeric per-trial columns that measure something, i.e. what can be ranked by."""
-    return sorted(
-        column
-        for column in trials
-        if column not in NOT_METRICS
-        and column not in RAY_BOOKKEEPING
-        and not column.startswith(CONFIG_PREFIX)
-        and pd.api.types.is_numeric_dtype(trials[column])
-        and trials[column].notna().any()
-    )
-
-
-def trial_values(results: Results, metric: str, reduce: str = "last") -> pd.DataFrame:
-    """Each trial with its `value` for the metric and, if it cannot be ranked, why (`excluded`).
-
-    `reduce` picks the value: "last" reported (default), or the "max" / "min" over the
-    trial's reports, which needs the per-epoch history (not held by a per-trial CSV).
-    """
-    available = available_metrics(results.trials)
-    if metric not in available:
-        counts = results.trials[STATUS].value_counts()
-        statuses = ", ".join(f"{count} {status}" for status, count in counts.items())
-        raise InputError(
-            f"No trial reported the metric '{metric}' ({len(results.trials)} trials: {statuses}). "
-            f"Available metrics: {', '.join(available) or 'none'}. Pass one of them with --metric."
-        )
-    trials = results.trials.copy()
-    trials["value"] = _reduced(results, metric, reduce)
-    trials["excluded"] = [_exclusion(row, metric) for _, row in trials.iterrows()]
-    return trials
-
-
-def _reduced(results: Results, metric: str, reduce: str) -> pd.Series:
-    if reduce not in REDUCTIONS:
-        raise InputError(f"Unknown reduction '{reduce}'; choose one of {', '.join(REDUCTIONS)}.")
-    if reduce == "last":
-        return results.trials[metric].astype(float)
-    if results.history.empty:
-        raise InputError(
-            f"--reduce {reduce} needs each trial's per-epoch history, which a per-trial CSV "
-            "does not hold; rank the experiment folder instead, or use --reduce last."
-        )
-    per_trial = results.history.groupby(TRIAL_ID)[metric].agg(reduce)
-    return results.trials[TRIAL_ID].map(per_trial).astype(float)
-
-
-def _exclusion(trial: pd.Series, metric: str) -> str:
-    """Why a trial cannot be ranked, or "" if it can."""
-    status = trial[STATUS]
-    if status == "ERROR":
-        return f"failed: {trial[ERROR]}" if trial[ERROR] else "failed"
-    if status != TERMINATED:
-        return _NOT_FINISHED.get(status, f"status {status}")
-    if pd.isna(trial["value"]):
-        return f"reported no {metric}"
-    return ""

@@ -8,18 +8,19 @@ and every statistic left undefined, is explained in `Ranking.notes`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from math import comb
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from analysis.aggregate import BLOCK
-from analysis.names import STRATEGY
+from analysis.power import ALPHA, PowerEstimate, least_p, power_estimate, undecidable_notes
+from analysis.power import blocks_needed as blocks_needed  # the study plans its seeds with it
+from trainables.metrics import STRATEGY
 
-ALPHA = 0.05
 CONFIDENCE_LEVEL = 0.95
 N_RESAMPLES = 9999
 RANDOM_STATE = 0
@@ -33,8 +34,9 @@ _TIE_DECIMALS = 12
 class Ranking:
     """One ranking: `table` has one row per strategy, best first; `cells` the values compared
     (strategies x blocks); `test` the test used against the best (None when none could run);
-    `smallest_p` the smallest Holm-corrected p these sample sizes allow (above ALPHA, no
-    strategy can come out significantly worse, however different)."""
+    `smallest_p` the smallest Holm-corrected p any comparison with the best can reach at these
+    sample sizes (above ALPHA, no strategy can come out significantly worse, however
+    different); `power` how many blocks would detect the smallest gap to the best."""
 
     table: pd.DataFrame
     cells: pd.DataFrame
@@ -44,6 +46,7 @@ class Ranking:
     friedman_p: float
     smallest_p: float
     notes: list[str]
+    power: PowerEstimate | None = None
 
 
 def rank_strategies(
@@ -62,19 +65,19 @@ def rank_strategies(
     table["mean_rank"] = mean_ranks(active, block_name, notes)
     best = table.index[0] if len(active) else None
     paired = not active.isna().any().any()
-    comparison, smallest_p = None, np.nan
+    comparison, smallest_p, power = None, np.nan, None
     if len(active) < 2:
         notes.append("Fewer than two strategies have values: there is nothing to compare.")
     else:
-        n = active.notna().sum(axis=1)
-        smallest_p = min(_smallest_p(n, paired) * (len(active) - 1), 1.0)
-        notes.extend(_sample_size_notes(active, paired, smallest_p, block_name))
         comparison = compare_with_best(active, best, paired)
+        smallest_p = float(comparison["least_p"].min()) if comparison["least_p"].notna().any() else 1.0
+        notes.extend(_sample_size_notes(active, paired, comparison, block_name))
+        power = power_estimate(active, best, block_name)
     statistic, p_friedman = friedman(active, paired, block_name, notes)
     ran = comparison is not None and comparison["p_vs_best"].notna().any()
     test = (WILCOXON if paired else MANN_WHITNEY) if ran else None
-    table = _with_comparison(table, comparison, best, test, decidable=smallest_p <= ALPHA)
-    return Ranking(table.reset_index(), cells, best, test, statistic, p_friedman, smallest_p, notes)
+    table = _with_comparison(table, comparison, best, test)
+    return Ranking(table.reset_index(), cells, best, test, statistic, p_friedman, smallest_p, notes, power)
 
 
 def _cells(
@@ -172,11 +175,17 @@ def friedman(score: pd.DataFrame, paired: bool, block_name: str, notes: list[str
 
 
 def compare_with_best(score: pd.DataFrame, best: str, paired: bool) -> pd.DataFrame:
-    """Two-sided p of each strategy against the best: raw and Holm-corrected."""
+    """Two-sided p of each strategy against the best, raw and Holm-corrected, and `least_p`:
+    the smallest Holm-corrected p that comparison could reach at its sample size (its raw bound
+    times the number of comparisons, the first Holm step), NaN where it is untestable."""
     others = [strategy for strategy in score.index if strategy != best]
     test = _wilcoxon if paired else _mann_whitney
-    raw = pd.Series({other: test(score.loc[best], score.loc[other]) for other in others})
-    return pd.DataFrame({"p_uncorrected": raw, "p_vs_best": holm(raw)})
+    raw = pd.Series({other: test(score.loc[best], score.loc[other]) for other in others}, dtype=float)
+    least = pd.Series({other: least_p(score.loc[best], score.loc[other], paired) for other in others})
+    family = max(int(raw.notna().sum()), 1)
+    return pd.DataFrame(
+        {"p_uncorrected": raw, "p_vs_best": holm(raw), "least_p": np.minimum(least * family, 1.0)}
+    )
 
 
 def _wilcoxon(best: pd.Series, other: pd.Series) -> float:
@@ -206,37 +215,40 @@ def holm(p: pd.Series) -> pd.Series:
 
 
 def _with_comparison(
-    table: pd.DataFrame, comparison: pd.DataFrame | None, best: str | None, test: str | None, decidable: bool
+    table: pd.DataFrame, comparison: pd.DataFrame | None, best: str | None, test: str | None
 ) -> pd.DataFrame:
     """Adds p-values and `tied_with_best`: not significantly worse than the best (the best
-    itself is True). NA where no test could run, and where the sample sizes make every p
-    exceed ALPHA (not `decidable`): a test that cannot reject says nothing about a tie."""
-    table = table.join(comparison) if comparison is not None else table
-    for column in ("p_uncorrected", "p_vs_best"):
-        if column not in table:
-            table[column] = np.nan
+    itself is True). False where p <= ALPHA. NA where no test could run, and where the
+    comparison could not have reached p <= ALPHA at its sample size: a test that cannot
+    reject says nothing about a tie."""
+    columns = ["p_uncorrected", "p_vs_best", "least_p"]
+    table = (
+        table.join(comparison) if comparison is not None else table.assign(**dict.fromkeys(columns, np.nan))
+    )
+    p, least = table["p_vs_best"].to_numpy(), table["least_p"].to_numpy()
+    defined = ~np.isnan(p)
     tied = pd.array([pd.NA] * len(table), dtype="boolean")
-    defined = table["p_vs_best"].notna().to_numpy()
-    if decidable:
-        tied[defined] = table["p_vs_best"].to_numpy()[defined] > ALPHA
+    tied[defined & (p <= ALPHA)] = False
+    tied[defined & (p > ALPHA) & (least <= ALPHA)] = True
     table["tied_with_best"] = tied
     if defined.any():
         table.loc[best, "tied_with_best"] = True
     table["test"] = np.where(defined, test or "", "")
-    return table
+    return table.drop(columns="least_p")
 
 
-def _sample_size_notes(cells: pd.DataFrame, paired: bool, smallest_p: float, block_name: str) -> list[str]:
-    """Says which statistics are undefined, which test is used, and whether any p can be
-    small enough after correction to call a strategy significantly worse."""
-    notes = []
+def _sample_size_notes(
+    cells: pd.DataFrame, paired: bool, comparison: pd.DataFrame, block_name: str
+) -> list[str]:
+    """Says which statistics are undefined, which test is used, and which comparisons cannot
+    reach a p small enough after correction to call a strategy significantly worse."""
     n = cells.notna().sum(axis=1)
     if (n < 2).all():
-        notes.append(
+        return [
             f"Every strategy has a single {block_name}: standard deviations, confidence "
             "intervals and tests are undefined (NaN); the order rests on one run each."
-        )
-        return notes
+        ]
+    notes = []
     if (n < 2).any():
         few = ", ".join(n.index[n < 2])
         notes.append(f"{few}: a single {block_name}, so CI and test are undefined (NaN).")
@@ -251,31 +263,26 @@ def _sample_size_notes(cells: pd.DataFrame, paired: bool, smallest_p: float, blo
             "the comparison with the best uses the unpaired Mann-Whitney U test instead of "
             "the paired Wilcoxon signed-rank test."
         )
-    if smallest_p > ALPHA:
-        notes.append(
-            f"With these sample sizes the smallest attainable Holm-corrected p is about "
-            f"{smallest_p:.3g} > {ALPHA}: no strategy can test as significantly worse "
-            f"than the best, so tied_with_best is left empty. {blocks_needed(len(n), paired)} "
-            f"{block_name}s per strategy would make it decidable."
-        )
-    return notes
+    return notes + undecidable_notes(comparison, paired, len(n), block_name)
 
 
-def blocks_needed(strategies: int, paired: bool = True) -> int:
-    """The fewest blocks (seeds) per strategy at which comparing `strategies` strategies with the
-    best can give a Holm-corrected p <= ALPHA."""
-    comparisons, blocks = strategies - 1, 2
-    while _smallest_p(pd.Series(blocks, index=range(strategies)), paired) * comparisons > ALPHA:
-        blocks += 1
-    return blocks
+Z_95 = 1.959964
 
 
-def _smallest_p(n: pd.Series, paired: bool) -> float:
-    """The smallest two-sided p the exact test can give at these sample sizes."""
-    defined = n[n >= 2]
-    if len(defined) < 2:
-        return np.inf
-    if paired:
-        return 2.0 / 2 ** int(defined.iloc[0])
-    largest = sorted(defined, reverse=True)
-    return 2.0 / comb(int(largest[0] + largest[1]), int(largest[1]))
+def interval_half_width(n: int, accuracy: float = 0.5) -> float:
+    """Half-width of the 95% Wilson score interval for an accuracy measured on n examples."""
+    z2 = Z_95**2
+    spread = Z_95 * math.sqrt(accuracy * (1 - accuracy) / n + z2 / (4 * n * n))
+    return spread / (1 + z2 / n)
+
+
+def examples_for(half_width: float) -> int:
+    """The fewest examples whose 95% Wilson interval (at accuracy 0.5) is at most `half_width`."""
+    n = 1
+    while interval_half_width(n) > half_width:
+        n *= 2
+    low, high = n // 2, n
+    while low + 1 < high:
+        middle = (low + high) // 2
+        low, high = (middle, high) if interval_half_width(middle) > half_width else (low, middle)
+    return high

@@ -1,111 +1,176 @@
-"""A study's settings: preset < YAML < flags, merged into plain dataclasses and checked.
+"""A study's settings: defaults < preset < YAML < flags, merged into typed dataclasses and checked.
 
-Everything here is plain data that Ray can ship and `study.yaml` can record. The checks that need
-no files run in `StudyConfig.check`; those that need the teacher's config or the data files run in
-`sweep.checks`. Every bad input raises `ConfigError`, which the command line turns into exit
-status 2 before Ray starts.
+Each setting is defined once, with its type, default and check: a trial's in `trainables.config`,
+the data's in `trainables.data`, the teacher's fine-tuning in `trainables.teacher`, and the study's
+own here. The checks that need no files run in `StudyConfig.check`; those that need the teacher's
+config or the data files run in `sweep.checks`. Every bad input raises `ConfigError`, which the
+command line turns into exit status 2 before Ray starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, Field
 
 from sweep.presets import merge, preset
+from trainables.config import SEARCHED, TrialSettings
+from trainables.data import DataConfig, is_file_source, task_spec
 from trainables.errors import ConfigError
+from trainables.metrics import EVAL, SELECTION, scored
+from trainables.settings import (
+    Count,
+    Flag,
+    Index,
+    NonNegative,
+    Number,
+    Positive,
+    Text,
+    Whole,
+    build,
+    settings,
+)
+from trainables.teacher import TeacherSettings
 
 STAGES = ("search", "replicate")
-SEARCHED = ("temperature", "alpha_ce", "alpha_kd", "alpha_cos", "lr")
 STUDY_FILE = "study.yaml"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def _range_mapping(bounds: Any) -> Any:
+    """A range may be written [min, max] (log-scaled for lr) or as one number, which fixes it."""
+    if isinstance(bounds, (int, float)) and not isinstance(bounds, bool):
+        return {"min": bounds, "max": bounds}
+    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+        return {"min": bounds[0], "max": bounds[1]}
+    return bounds
+
+
+@settings
 @dataclass
 class Range:
     """A searched hyper-parameter: uniform on [min, max], log-uniform when `log`."""
 
-    min: float
-    max: float
-    log: bool = False
+    min: Number
+    max: Number
+    log: Flag = False
 
     @property
     def fixed(self) -> bool:
         return self.min == self.max
 
 
+SearchRange = Annotated[Range, BeforeValidator(_range_mapping)]
+
+
+def _default_space() -> dict[str, Range]:
+    return {
+        "temperature": Range(1.0, 8.0),
+        "alpha_ce": Range(0.0, 1.0),
+        "alpha_kd": Range(0.0, 1.0),
+        "alpha_cos": Range(0.0, 1.0),
+        "lr": Range(1e-5, 2e-4, log=True),
+    }
+
+
 @dataclass
-class TeacherSpec:
-    base: str | None = None
-    finetune: bool | str = "auto"
-    epochs: int = 3
-    lr: float = 2e-5
-    batch_size: int = 32
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    seed: int = 0
-    train_size: int | None = None
-    validation_size: int | None = None
-    trust_remote_code: bool = False
+class TeacherStage(TeacherSettings):
+    # auto: load `base` as is when it already classifies the task, else fine-tune it.
+    finetune: Flag | Literal["auto"] = "auto"
+    # Subsets of the study's train and validation sources for fine-tuning the teacher; null = all rows.
+    train_size: Count | None = None
+    validation_size: Count | None = None
+    # Training rows that data-driven strategies (auto:...) score the teacher's layers on.
+    calibration_size: Count = 256
 
 
+@settings
 @dataclass
 class SearchSpec:
-    num_samples: int = 20
-    seed: int = 0
-    sampler_seed: int = 0
-    grace_period: int = 1
-    reduction_factor: int = 2
-    space: dict[str, Range] = field(default_factory=dict)
+    # per_strategy: each strategy gets its own TPE search of num_samples trials (a fair contest);
+    # joint: one search of num_samples trials samples the strategy like a hyper-parameter.
+    mode: Literal["per_strategy", "joint"] = "per_strategy"
+    num_samples: Count = 8
+    seed: Index = 0  # the trials' seed during the search; the replicate stage varies it
+    sampler_seed: Index = 0
+    grace_period: Count = 1
+    reduction_factor: Annotated[Whole, Field(ge=2)] = 2
+    space: dict[Literal[SEARCHED], SearchRange] = field(default_factory=_default_space)  # type: ignore[valid-type]
 
 
+@settings
 @dataclass
 class ReplicateSpec:
-    seeds: int | list[int] = 5
+    # A count N (seeds 0..N-1), a list of seeds, or null: the fewest seeds that can decide a tie.
+    seeds: Count | list[Index] | None = None
+    # After a search, also replicate every strategy at the fixed settings: a second ranking beside
+    # the tuned one (a strategy whose best search setting is the fixed one runs once, for both).
+    fixed: Flag = True
 
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
-
+@settings
 @dataclass
 class Resources:
-    address: str | None = None
-    cpus: float | None = None
-    gpus: float | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None
-    max_concurrent_trials: int | None = None
+    address: Text | None = None
+    cpus: Positive | None = None
+    gpus: NonNegative | None = None
+    cpus_per_trial: Positive = 1.0
+    gpus_per_trial: NonNegative | None = None  # null: 1 when the cluster has GPUs, else 0
+    max_concurrent_trials: Count | None = None
 
 
+@settings
 @dataclass
 class ExportSpec:
-    speed_batch_size: int = 32
-    speed_batches: int = 20
+    speed_batch_size: Count = 32
+    speed_batches: Count = 20
 
 
+@settings
+@dataclass
+class TinySpec:
+    """The smoke study's generated encoder (keyword arguments of trainables.tiny.write_tiny_encoder)."""
+
+    layers: Annotated[Whole, Field(ge=2, le=24)] = 4
+    hidden: Annotated[Whole, Field(ge=8, le=1024, multiple_of=2)] = 64
+    seed: Index = 0
+
+
+@settings
+@dataclass
+class FaultSpec:
+    """An injected fault for recovery tests, applied to the matching replicate-stage trials."""
+
+    fault: Text
+    strategy: Text | None = None
+    seed: Index | None = None
+
+
+@settings
 @dataclass
 class StudyConfig:
-    preset: str
-    name: str
-    storage_path: str
-    stages: list[str]
-    strategies: list[str]
-    metric: str
-    max_failures: int
-    keep_checkpoints: int
-    tiny: dict | None
-    teacher: TeacherSpec
-    data: dict
-    trial: dict
-    search: SearchSpec
-    replicate: ReplicateSpec
-    resources: Resources
-    export: ExportSpec
-    faults: list[dict]
+    preset: Text = "seed"
+    name: Text | None = None  # default: the preset's name
+    storage_path: Text = "runs"
+    stages: list[Literal["search", "replicate"]] = field(default_factory=lambda: list(STAGES))
+    strategies: list[Text] = field(default_factory=lambda: ["bottom", "top", "odd", "even"])
+    metric: Text | None = None  # default: the task's main metric on the validation set
+    max_failures: Annotated[Whole, Field(ge=-1)] = 1
+    keep_checkpoints: Count = 1
+    tiny: TinySpec | None = None
+    teacher: TeacherStage = field(default_factory=TeacherStage)
+    data: DataConfig = field(default_factory=DataConfig)
+    trial: TrialSettings = field(default_factory=TrialSettings)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    replicate: ReplicateSpec = field(default_factory=ReplicateSpec)
+    resources: Resources = field(default_factory=Resources)
+    export: ExportSpec = field(default_factory=ExportSpec)
+    faults: list[FaultSpec] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -125,83 +190,74 @@ class StudyConfig:
             return Path("runs").resolve() / self.name
         return Path(self.study_dir)
 
+    @property
+    def seeds(self) -> list[int]:
+        """The replicate stage's seeds; by default the fewest that can decide a tie (see
+        analysis.stats.blocks_needed), at least 5."""
+        from analysis.stats import blocks_needed
+
+        seeds = self.replicate.seeds
+        if seeds is None:
+            seeds = max(5, blocks_needed(len(self.strategies))) if len(self.strategies) > 1 else 5
+        return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+    @property
+    def ranked_metric(self) -> str:
+        """What the strategies are ranked by: `metric`, else the task's main metric on validation."""
+        return self.metric or scored(EVAL, task_spec(self.data.task).main_metric)
+
+    @property
+    def search_metric(self) -> str:
+        """What the search selects on: the ranked metric on the selection rows when the data has
+        them, else the ranked metric itself (and the report says the ranking reuses those rows)."""
+        metric = self.ranked_metric
+        if self.data.selection is not None and metric.startswith(f"{EVAL}_"):
+            return SELECTION + metric.removeprefix(EVAL)
+        return metric
+
     def check(self) -> None:
-        """The checks that need no files: sizes, ranges, seeds, resources, faults."""
-        _check_choices("stage", self.stages, STAGES)
+        """The checks that need no files: names, counts, metric, resources, faults."""
+        if not _NAME.match(self.name or ""):
+            raise ConfigError(
+                f"name {self.name!r} must be a plain folder name (letters, digits, '.', '_', '-'), so "
+                f"that the study stays inside {self.storage_path}."
+            )
         if not self.stages:
             raise ConfigError("stages is empty: run 'search', 'replicate' or both.")
         if not self.strategies:
             raise ConfigError("No strategies given: list at least one, e.g. --strategies bottom top.")
         if len(set(self.strategies)) != len(self.strategies):
             raise ConfigError(f"strategies repeats a strategy: {self.strategies}.")
-        _check_seeds(self.replicate.seeds)
-        self._check_counts()
-        _check_space(self.search.space, self.trial)
-        if "search" in self.stages and self.search.num_samples < len(self.strategies):
+        seeds = self.replicate.seeds
+        if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
             raise ConfigError(
-                f"search.num_samples is {self.search.num_samples} but there are "
-                f"{len(self.strategies)} strategies; the search tries every strategy at least "
-                f"once, so num_samples must be at least {len(self.strategies)}."
+                f"replicate.seeds as a list must hold distinct seeds, got {self.replicate.seeds}."
+            )
+        task_spec(self.data.task)
+        self.trial.check_weights()
+        _check_space(self.search.space, self.trial)
+        search = self.search
+        if "search" in self.stages and search.mode == "joint" and search.num_samples < len(self.strategies):
+            raise ConfigError(
+                f"search.num_samples is {search.num_samples} but there are {len(self.strategies)} "
+                f"strategies; the joint search tries every strategy at least once, so num_samples must "
+                f"be at least {len(self.strategies)}."
             )
         check_resources(self.resources)
         self._check_faults()
-
-    def _check_counts(self) -> None:
-        counts = {
-            "search.num_samples": self.search.num_samples,
-            "keep_checkpoints": self.keep_checkpoints,
-            "search.grace_period": self.search.grace_period,
-            "export.speed_batch_size": self.export.speed_batch_size,
-            "export.speed_batches": self.export.speed_batches,
-        }
-        for name, value in counts.items():
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}.")
-        if self.search.reduction_factor < 2:
-            raise ConfigError(
-                f"search.reduction_factor must be at least 2, got {self.search.reduction_factor}."
-            )
-        if not isinstance(self.max_failures, int) or self.max_failures < -1:
-            raise ConfigError(
-                f"max_failures must be a whole number >= 0 (or -1 for unlimited retries), got "
-                f"{self.max_failures!r}."
-            )
 
     def _check_faults(self) -> None:
         from trainables.config import TrialConfig
 
         for fault in self.faults:
-            unknown = sorted(set(fault) - {"strategy", "seed", "fault"})
-            if unknown or "fault" not in fault:
-                raise ConfigError(
-                    f"Each entry of faults needs 'fault' and may name 'strategy' and 'seed'; got {fault}."
-                )
-            TrialConfig(teacher="x", fault=fault["fault"]).fault_step("crash")
+            TrialConfig(teacher="x", fault=fault.fault).fault_step("crash")
 
 
 def is_uri(path: str) -> bool:
     return "://" in path
 
 
-def _check_choices(what: str, given: list[str], known: tuple[str, ...]) -> None:
-    unknown = [item for item in given if item not in known]
-    if unknown:
-        raise ConfigError(f"Unknown {what} {unknown}; choose from: {', '.join(known)}.")
-
-
-def _check_seeds(seeds: Any) -> None:
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
-        raise ConfigError(f"replicate.seeds must be a count or a list of seeds, got {seeds!r}.")
-    if isinstance(seeds, int) and seeds < 1:
-        raise ConfigError(f"replicate.seeds must be at least 1, got {seeds}.")
-    if isinstance(seeds, list):
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise ConfigError(f"replicate.seeds as a list must hold seeds >= 0, got {seeds}.")
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"replicate.seeds repeats a seed: {seeds}.")
-
-
-def _check_space(space: dict[str, Range], trial: dict) -> None:
+def _check_space(space: dict[str, Range], trial: TrialSettings) -> None:
     """Ranges must be ordered and hold only values the trainable accepts."""
     for name, bounds in space.items():
         if bounds.min > bounds.max:
@@ -217,7 +273,7 @@ def _check_space(space: dict[str, Range], trial: dict) -> None:
     negative = [w for w in weights if lowest.get(w, 0.0) < 0]
     if negative:
         raise ConfigError(f"Loss weights cannot be negative: search.space ranges of {negative} go below 0.")
-    highest = [space[w].max if w in space else trial.get(w, 0.0) for w in weights]
+    highest = [space[w].max if w in space else getattr(trial, w) for w in weights]
     if max(highest) <= 0:
         raise ConfigError(
             "The search space makes every loss weight 0 (alpha_ce, alpha_kd and alpha_cos all have "
@@ -226,24 +282,19 @@ def _check_space(space: dict[str, Range], trial: dict) -> None:
 
 
 def check_resources(resources: Resources, cpus: float | None = None, gpus: float | None = None) -> None:
-    """Per-trial resources must be positive, splittable and fit the cluster's totals.
+    """Per-trial resources must be splittable and fit the cluster's totals.
 
     The totals are the flags, else what this machine has; a cluster joined with `--address` is
     checked again once connected (`cpus`/`gpus` given).
     """
+    import os
+
     per_cpu, per_gpu = resources.cpus_per_trial, resources.gpus_per_trial or 0.0
-    if per_cpu <= 0:
-        raise ConfigError(f"--cpus-per-trial must be > 0, got {per_cpu}.")
-    if per_gpu < 0:
-        raise ConfigError(f"--gpus-per-trial cannot be negative, got {per_gpu}.")
     if per_gpu > 1 and not float(per_gpu).is_integer():
         raise ConfigError(
             f"--gpus-per-trial {per_gpu}: a trial may take a fraction of one GPU (e.g. 0.25 puts four "
             f"trials on a GPU) or whole GPUs, not {per_gpu}."
         )
-    for total in (resources.cpus, resources.gpus):
-        if total is not None and total < 0:
-            raise ConfigError(f"--cpus and --gpus cannot be negative, got {total}.")
     if resources.address and cpus is None:
         return  # the cluster's size is known only once connected
     total_cpu = cpus if cpus is not None else (resources.cpus or os.cpu_count() or 1)
@@ -283,32 +334,7 @@ def default_gpus_per_trial(resources: Resources, total_gpus: float) -> float:
     return 1.0 if total_gpus >= 1 else 0.0
 
 
-# --- building a StudyConfig from dicts -----------------------------------------------------------
-
-_SECTIONS = {
-    "teacher": TeacherSpec,
-    "search": SearchSpec,
-    "replicate": ReplicateSpec,
-    "resources": Resources,
-    "export": ExportSpec,
-}
-_TRIAL_KEYS = (
-    "student_layers",
-    "temperature",
-    "alpha_ce",
-    "alpha_kd",
-    "alpha_cos",
-    "lr",
-    "weight_decay",
-    "warmup_ratio",
-    "max_grad_norm",
-    "epochs",
-    "batch_size",
-    "eval_batch_size",
-    "group_by_length",
-    "teacher_cache",
-    "cache_memory_mb",
-)
+# --- building a StudyConfig from mappings --------------------------------------------------------
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -318,85 +344,53 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"Config file {path} does not exist.")
     try:
         values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"Cannot parse {path} as YAML: {error}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as error:
+        raise ConfigError(f"Cannot read {path} as YAML: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not a {type(values).__name__}.")
     return values
 
 
+def defaults() -> dict:
+    """Every setting at its default, as a plain mapping (what presets, YAML and flags override)."""
+    return dataclasses.asdict(StudyConfig())
+
+
 def resolve(yaml_values: dict | None = None, flags: dict | None = None) -> StudyConfig:
-    """The study's settings: the preset named by flags or YAML (default `seed`), then YAML, then flags."""
+    """The study's settings: the defaults, the preset named by flags or YAML (default `seed`), then
+    YAML, then flags."""
     yaml_values, flags = dict(yaml_values or {}), dict(flags or {})
     name = flags.get("preset") or yaml_values.get("preset") or "seed"
-    values = merge(merge(preset(name), yaml_values), flags)
+    values = merge(merge(merge(defaults(), preset(name)), yaml_values), flags)
     values["preset"] = name
     return from_dict(values)
 
 
 def from_dict(values: dict) -> StudyConfig:
-    """Build a StudyConfig, naming any unknown key and the known ones."""
-    known = {f.name for f in dataclasses.fields(StudyConfig)}
-    _no_unknown("study", values, known)
-    values = dict(values)
-    values["name"] = values.get("name") or values["preset"]
-    values["storage_path"] = _absolute(str(values["storage_path"]))
-    for section, cls in _SECTIONS.items():
-        values[section] = _build(cls, values.get(section) or {}, section)
-    search = values["search"]
-    _no_unknown("search.space", search.space, set(SEARCHED))
-    search.space = {name: _range(name, bounds) for name, bounds in search.space.items()}
-    _no_unknown("trial", values["trial"], set(_TRIAL_KEYS))
-    from trainables.data import DataConfig
-
-    _no_unknown("data", values["data"], {f.name for f in dataclasses.fields(DataConfig)})
-    values["data"] = {**values["data"], **_absolute_files(values["data"])}
-    values["strategies"] = list(values["strategies"])
-    values["stages"] = list(values["stages"])
-    values["faults"] = list(values.get("faults") or [])
-    return StudyConfig(**values)
-
-
-def _build(cls: type, values: dict, what: str):
-    if not isinstance(values, dict):
-        raise ConfigError(f"{what} must be a mapping of settings, got {values!r}.")
-    _no_unknown(what, values, {f.name for f in dataclasses.fields(cls)})
-    return cls(**values)
-
-
-def _no_unknown(what: str, values: dict, known: set[str]) -> None:
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"Unknown {what} setting(s) {unknown}; known ones: {sorted(known)}.")
-
-
-def _range(name: str, bounds: Any) -> Range:
-    """A range written as {min, max[, log]} or [min, max]; a single number fixes the value."""
-    if isinstance(bounds, Range):
-        return bounds
-    if isinstance(bounds, (int, float)) and not isinstance(bounds, bool):
-        return Range(float(bounds), float(bounds))
-    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-        return Range(float(bounds[0]), float(bounds[1]), name == "lr")
-    if isinstance(bounds, dict) and {"min", "max"} <= set(bounds) <= {"min", "max", "log"}:
-        return Range(float(bounds["min"]), float(bounds["max"]), bool(bounds.get("log", False)))
-    raise ConfigError(
-        f"search.space.{name} must be {{min: <a>, max: <b>[, log: true]}}, [a, b] or a number; got "
-        f"{bounds!r}."
-    )
+    """Build and type-check a StudyConfig, naming any unknown key and the known ones."""
+    config = build(StudyConfig, values, "study")
+    config.name = config.name or config.preset
+    if not is_uri(config.storage_path):
+        config.storage_path = _absolute(config.storage_path)
+    config.data = _absolute_files(config.data)
+    return config
 
 
 def _absolute(path: str) -> str:
-    return path if is_uri(path) else str(Path(path).expanduser().resolve())
+    return str(Path(path).expanduser().resolve())
 
 
-def _absolute_files(data: dict) -> dict:
+def _absolute_files(data: DataConfig) -> DataConfig:
     """Data files as absolute paths, so trials find them from their own working directory."""
-    from trainables.data import is_file_source
 
-    def fix(source: Any) -> Any:
-        return _absolute(source) if isinstance(source, str) and is_file_source(source) else source
+    def fix(source: str | None) -> str | None:
+        return _absolute(source) if source and is_file_source(source) else source
 
-    fixed = {key: fix(data.get(key)) for key in ("train", "validation", "test")}
-    fixed["extra_validation"] = {k: fix(v) for k, v in (data.get("extra_validation") or {}).items()}
-    return fixed
+    return dataclasses.replace(
+        data,
+        train=fix(data.train),
+        validation=fix(data.validation),
+        test=fix(data.test),
+        selection=fix(data.selection),
+        extra_validation={name: fix(source) for name, source in data.extra_validation.items()},
+    )

@@ -1,8 +1,9 @@
 """The study's deliverables beside the ranking: the best student, and how fast it is.
 
-The best replicate trial's last checkpoint becomes a Hugging Face model folder that loads with
-`AutoModelForSequenceClassification`. Its speed is measured against the teacher on the same
-batches of validation examples, on this machine's best device.
+The best seed of the top-ranked strategy becomes a Hugging Face model folder that loads with
+`AutoModelForSequenceClassification`; its teacher layers are read from the trial's checkpoint. Its
+speed is measured against the teacher on the same batches of validation examples, on this
+machine's best device.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from trainables import loop
-from trainables.data import load_rows, subset, tokenize
-from trainables.layers import select_layers
+from trainables import loop, metrics
+from trainables.config import SEARCHED
+from trainables.data import DataConfig, load_split
 from trainables.reporting import STATE_FILE
 from trainables.student import build_student
 from trainables.teacher import load_teacher
@@ -25,46 +26,61 @@ STUDENT_INFO = "student.json"
 SPEED_JSON = "speed.json"
 
 
-def export_student(trial, teacher_path: str, out_dir: Path, metric: str) -> dict:
-    """Rebuild the trial's student from its last checkpoint and save it with the teacher's tokenizer."""
+def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: str) -> dict:
+    """Rebuild the trial's student from its last checkpoint and save it with the teacher's tokenizer.
+
+    `which` says why this trial was chosen, for the console and `student.json`."""
     config = trial.config
     teacher, tokenizer, _ = load_teacher(teacher_path, config["data"]["task"], config["trust_remote_code"])
-    layers = select_layers(config["strategy"], teacher.config.num_hidden_layers, config["student_layers"])
-    student = build_student(teacher, layers, num_layers=config["student_layers"])
     with trial.checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+    text = state["constants"][metrics.TEACHER_LAYERS]
+    layers = [int(layer) for layer in text.split(",")] if text else []
+    student = build_student(teacher, layers, num_layers=config["student_layers"])
     student.load_state_dict(state["student"])
     out_dir.mkdir(parents=True, exist_ok=True)
     student.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     info = {
+        "chosen_as": which,
         "trial_id": trial.trial_id,
         "strategy": config["strategy"],
         "teacher_layers": layers,
         "seed": config["seed"],
         metric: trial.last_result.get(metric),
-        "test_accuracy": trial.last_result.get("test_accuracy"),
         "teacher": teacher_path,
-        "hyperparameters": {k: config[k] for k in ("temperature", "alpha_ce", "alpha_kd", "alpha_cos", "lr")},
+        "teacher_hash": state["constants"].get(metrics.TEACHER_HASH),
+        "hyperparameters": {k: config[k] for k in SEARCHED},
     }
     (out_dir / STUDENT_INFO).write_text(json.dumps(info, indent=2))
-    which = f"trial {trial.trial_id} ({config['strategy']}, seed {config['seed']})"
-    print(f"Best student: {which} saved to {out_dir}")
+    print(f"Best student: {which} ({config['strategy']}, seed {config['seed']}) saved to {out_dir}")
     return info
 
 
-def measure_speed(teacher_path: str, student_path: Path, data: dict, batch_size: int, batches: int) -> dict:
+def measure_speed(
+    teacher_path: str, student_path: Path, data: DataConfig, batch_size: int, batches: int
+) -> dict:
     """Examples per second of teacher and student on the same validation batches, and the speed-up."""
     from transformers import AutoModelForSequenceClassification
 
-    teacher, tokenizer, _ = load_teacher(teacher_path, data["task"])
+    teacher, tokenizer, _ = load_teacher(teacher_path, data.task)
     student = AutoModelForSequenceClassification.from_pretrained(student_path).eval()
     device = loop.pick_device("auto")
-    rows = subset(load_rows(data["task"], data["validation"]), batch_size * batches, data["data_seed"])
-    rows = tokenize(rows, data["task"], tokenizer, data["max_length"])
+    rows = load_split(data, data.validation, batch_size * batches, tokenizer)
     fixed = [loop.to_device(b, device) for b in loop.make_loader(rows, tokenizer, batch_size, device)]
     examples = sum(len(b["labels"]) for b in fixed)
-    result = {"device": str(device), "batch_size": batch_size, "batches": len(fixed), "examples": examples}
+    info = (
+        json.loads((student_path / STUDENT_INFO).read_text())
+        if (student_path / STUDENT_INFO).is_file()
+        else {}
+    )
+    result = {
+        "device": str(device),
+        "student_is": info.get("chosen_as"),
+        "batch_size": batch_size,
+        "batches": len(fixed),
+        "examples": examples,
+    }
     for name, model in (("teacher", teacher), ("student", student)):
         model.to(device)
         result[name] = {
@@ -83,7 +99,7 @@ def _fastest_pass(
 ) -> float:
     """Seconds for the fastest of a few passes over the batches, after one warm-up batch."""
     model.eval()
-    with loop.autocast(device):
+    with loop.autocast(device, loop.autocast_dtype("auto", device)):
         model(**loop.model_inputs(batches[0]))
         times = []
         for _ in range(passes):

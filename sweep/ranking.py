@@ -5,35 +5,26 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-import pandas as pd
-
-from analysis.rank import rank_study
-
-RANKING_CSV = "ranking.csv"
+from analysis.rank import rank_into, top_strategy
+from analysis.report import console_table
+from analysis.results import InputError
 
 
-class RankingFailed(RuntimeError):
-    """The analysis raised while ranking; the study's results are complete and the CSV is there."""
-
-
-def rank_stage(
-    stage_source: str | Path, study_dir: Path, trials_csv: Path, metric: str, stage: str = "replicate"
-) -> Path | None:
-    """Rank the strategies of one stage into `<study>/ranking.csv` and print the table.
-
-    `stage_source` is the stage's Ray experiment folder (or its per-trial CSV). A failure inside the
-    analysis raises RankingFailed, after saying where the per-trial results are.
-    """
+def rank_stage(stage_source: Path, study_dir: Path, metric: str, stage: str = "replicate") -> str | None:
+    """Rank the strategies of one stage into `<study>/ranking.csv` (with report and plots), print a
+    compact table, and return the top-ranked strategy; None (after saying why, and where the
+    per-trial results are) when nothing could be ranked."""
     try:
-        rank_study(stage_source, study_dir, metric=metric, stage=stage)
-    except Exception as error:
+        study = rank_into(stage_source, study_dir, metric=metric, stage=stage)
+    except InputError as error:
+        print(f"Nothing to rank: {error} The per-trial results are in {stage_source}.")
+        return None
+    except Exception as error:  # a bug in the analysis must not hide finished trials
         traceback.print_exc()
-        print(f"Ranking failed ({type(error).__name__}: {error}); the per-trial results are in {trials_csv}.")
-        raise RankingFailed(str(error)) from error
-    ranking = study_dir / RANKING_CSV
-    if ranking.is_file():
-        print(f"Ranking by {metric} ({ranking}):")
-        print(pd.read_csv(ranking).to_string(index=False))
-        return ranking
-    print(f"Ranking: no {ranking} was written; the per-trial results are in {trials_csv}.")
-    return None
+        print(
+            f"Ranking failed ({type(error).__name__}: {error}); the per-trial results are in {stage_source}."
+        )
+        return None
+    print(console_table(study))
+    print(f"Full ranking: {study_dir / 'ranking.csv'} and {study_dir / 'report.md'}")
+    return top_strategy(study)

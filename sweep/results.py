@@ -1,116 +1,77 @@
-"""A finished (or interrupted) stage read back from Ray's experiment folder.
+"""A stage read back from Ray's experiment folder(s): whether every trial ended, and the best trials.
 
-One row per trial goes to `<stage>/trials.csv`: identity, status, the error of a failed trial, the
-last reported metrics and the config flattened as `config/<key>` (nested keys joined with "/").
-This is the per-trial CSV the analysis ranks.
+The per-trial table (trials.csv) and everything ranked from it are `analysis.results`' job; the study
+only needs Ray's trial objects to know a stage was interrupted and where a trial's checkpoint is.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import pandas as pd
-
-from sweep.config import SEARCHED
+from trainables.config import SEARCHED
+from trainables.metrics import EPOCH, direction
 
 TERMINATED, ERROR = "TERMINATED", "ERROR"
-TRIALS_CSV = "trials.csv"
-# Ray's bookkeeping, left out of the per-trial table.
-_DROP = {"config", "trial_id", "pid", "hostname", "node_ip", "date", "timestamp", "checkpoint_dir_name"}
 
 
 @dataclass
 class StageResults:
     stage: str
-    path: str
-    trials: list
+    paths: list[str]
+    trials: list = field(default_factory=list)
 
     @property
     def unfinished(self) -> list:
         """Trials neither finished nor failed: the stage was interrupted."""
         return [t for t in self.trials if t.status not in (TERMINATED, ERROR)]
 
-    def finished(self, metric: str) -> list:
-        return [t for t in self.trials if t.status == TERMINATED and _number(t.last_result.get(metric))]
+    @property
+    def failed(self) -> list:
+        return [t for t in self.trials if t.status == ERROR]
+
+    def finished(self, metric: str, strategy: str | None = None) -> list:
+        return [
+            t
+            for t in self.trials
+            if t.status == TERMINATED
+            and _number(t.last_result.get(metric))
+            and strategy in (None, t.config.get("strategy"))
+        ]
 
 
-def load_stage(path: str, stage: str) -> StageResults:
+def load_stage(paths: list[str], stage: str) -> StageResults:
     from ray.tune import ExperimentAnalysis
 
-    return StageResults(stage=stage, path=path, trials=list(ExperimentAnalysis(path).trials))
+    trials = [trial for path in paths for trial in ExperimentAnalysis(path).trials]
+    return StageResults(stage, paths, trials)
 
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def trial_rows(results: StageResults) -> list[dict]:
-    return [_row(trial) for trial in results.trials]
-
-
-def _row(trial) -> dict:
-    config = trial.config
-    metrics = {k: v for k, v in trial.last_result.items() if k not in _DROP}
-    flat = pd.json_normalize(config, sep="/").iloc[0].to_dict() if config else {}
-    return {
-        "trial_id": trial.trial_id,
-        "strategy": config.get("strategy"),
-        "seed": config.get("seed"),
-        "status": trial.status,
-        "error": error_line(trial) if trial.status == ERROR else "",
-        "epochs": metrics.get("epoch", 0),
-        "teacher_layers": metrics.get("teacher_layers", ""),
-        **{k: v for k, v in metrics.items() if k not in ("strategy", "seed", "teacher_layers")},
-        **{f"config/{key}": _plain(value) for key, value in flat.items()},
-    }
-
-
-def _plain(value):
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
-
-
-def error_line(trial) -> str:
-    """The failure's last meaningful line, e.g. 'NonFiniteLossError: the training loss became nan ...'."""
-    text = str(trial.get_error() or "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    named = [line for line in lines if "Error" in line.split(":")[0]]
-    return (named or lines or ["failed"])[-1][:300]
-
-
-def write_trials_csv(results: StageResults, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / TRIALS_CSV
-    pd.DataFrame(trial_rows(results)).to_csv(path, index=False)
-    return path
+def best_trial(results: StageResults, metric: str, strategy: str | None = None):
+    """The finished trial (of `strategy`, if given) with the best final value of `metric`, preferring
+    trials that ran their full budget (not stopped early by ASHA); None if there is none."""
+    trials = results.finished(metric, strategy)
+    if not trials:
+        return None
+    sign = 1 if direction(metric) == "max" else -1
+    return max(trials, key=lambda t: (t.last_result.get(EPOCH, 0), sign * t.last_result[metric]))
 
 
 def best_hyperparameters(
-    results: StageResults, strategies: list[str], metric: str, mode: str, fallback: dict[str, dict]
+    results: StageResults, strategies: list[str], metric: str, fallback: dict[str, dict]
 ) -> tuple[dict[str, dict], dict[str, str]]:
-    """Each strategy's best search trial's hyper-parameters, and where each came from.
-
-    Trials that ran more epochs (not stopped early by ASHA) rank first, then by the metric. A
-    strategy with no finished trial keeps the fixed settings.
-    """
-    sign = 1 if mode == "max" else -1
+    """Each strategy's best search trial's hyper-parameters, and where each came from. A strategy
+    with no finished trial keeps the fixed settings."""
     chosen, sources = {}, {}
     for strategy in strategies:
-        trials = [t for t in results.finished(metric) if t.config.get("strategy") == strategy]
-        if not trials:
+        best = best_trial(results, metric, strategy)
+        if best is None:
             chosen[strategy], sources[strategy] = fallback[strategy], "fixed (no finished search trial)"
             continue
-        best = max(trials, key=lambda t: (t.last_result.get("epoch", 0), sign * t.last_result[metric]))
         chosen[strategy] = {name: best.config[name] for name in SEARCHED}
         sources[strategy] = f"search trial {best.trial_id} ({metric} {best.last_result[metric]:.4f})"
     return chosen, sources
-
-
-def best_trial(results: StageResults, metric: str, mode: str):
-    """The finished trial with the best final value of the metric, or None."""
-    trials = results.finished(metric)
-    if not trials:
-        return None
-    sign = 1 if mode == "max" else -1
-    return max(trials, key=lambda t: sign * t.last_result[metric])

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-import yaml
-
-from sweep.config import STUDY_FILE, StudyConfig, from_dict, load_yaml, resolve
+from sweep.config import StudyConfig, load_yaml, resolve
 from sweep.presets import PRESETS, merge
+from sweep.study_dir import claimed, refuse_existing, same_study, stored_study
 from trainables.errors import ConfigError
 from trainables.layers import STRATEGY_HELP
-
-# Flags that may change when a study is resumed; any other explicit setting must match study.yaml.
-RESUMABLE = ("name", "storage_path", "resources", "max_failures")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage", choices=("search", "replicate", "both"), help="stages to run (default both)"
     )
     study.add_argument("--strategies", nargs="+", help=f"layer strategies: {STRATEGY_HELP}")
-    study.add_argument("--num-samples", type=int, help="trials of the search stage")
+    study.add_argument(
+        "--num-samples", type=int, help="search trials per strategy (in all, for search.mode joint)"
+    )
     study.add_argument(
         "--seeds",
         type=_seeds,
@@ -140,73 +139,32 @@ def _strategies(items: list[str]) -> list[str]:
 
 
 def study_config(args: argparse.Namespace) -> tuple[StudyConfig, bool]:
-    """The study to run and whether it resumes one; refuses to overwrite or resume the wrong one."""
+    """The study to run and whether it resumes one; refuses to resume with other settings."""
     yaml_values = load_yaml(args.config) if args.config else {}
     flags = flags_to_settings(args)
     requested = resolve(yaml_values, flags)
     if not args.resume:
-        if (requested.local_dir / STUDY_FILE).is_file():
-            raise ConfigError(
-                f"{requested.local_dir} already holds a study. Pass --resume to continue it, --name to "
-                f"start another beside it, or delete the folder."
-            )
         return requested, False
     folder = Path(args.resume).expanduser().resolve() if isinstance(args.resume, str) else requested.local_dir
-    stored = _stored_study(folder)
-    _same_study(stored, requested, merge(yaml_values, flags))
-    for key in ("max_failures",):
-        if key in flags:
-            setattr(stored, key, flags[key])
-    for key, value in flags.get("resources", {}).items():
-        setattr(stored.resources, key, value)
+    stored = stored_study(folder)
+    same_study(stored, requested, merge(yaml_values, flags))
+    if "max_failures" in flags:
+        stored.max_failures = requested.max_failures
+    for key in flags.get("resources", {}):
+        setattr(stored.resources, key, getattr(requested.resources, key))
     return stored, True
-
-
-def _stored_study(folder: Path) -> StudyConfig:
-    path = folder / STUDY_FILE
-    if not path.is_file():
-        raise ConfigError(
-            f"Cannot resume: {folder} holds no study (no {STUDY_FILE}). Pass the folder of a study "
-            f"started earlier (<storage>/<name>), or the same --name/--storage-path as that run."
-        )
-    return from_dict(yaml.safe_load(path.read_text()))
-
-
-def _same_study(stored: StudyConfig, requested: StudyConfig, explicit: dict) -> None:
-    """Settings given along with --resume must match the stored study, except resources."""
-    old, new = stored.to_dict(), requested.to_dict()
-    differ = []
-    for key in _dotted(explicit):
-        if key.split(".")[0] in RESUMABLE:
-            continue
-        if _get(old, key) != _get(new, key):
-            differ.append(f"{key}: {_get(old, key)!r} in the study, {_get(new, key)!r} now")
-    if differ:
-        raise ConfigError(
-            "Cannot resume with different settings (" + "; ".join(differ) + "). Resume with only "
-            "resource flags, or start a new study with --name."
-        )
-
-
-def _dotted(values: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        keys += _dotted(value, name + ".") if isinstance(value, dict) and value else [name]
-    return keys
-
-
-def _get(values: dict, dotted: str):
-    for part in dotted.split("."):
-        values = values.get(part) if isinstance(values, dict) else None
-    return values
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         config, resumed = study_config(args)
-        return run(config, resumed, args.dry_run, args.format)
+        if args.dry_run:
+            return dry_run(config, args.format)
+        with claimed(config.local_dir):
+            if not resumed:
+                refuse_existing(config)
+            return run(config, resumed)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -215,20 +173,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def run(config: StudyConfig, resumed: bool, dry_run: bool = False, output: str = "text") -> int:
-    """Check everything, then print the plan or run the study."""
+def dry_run(config: StudyConfig, output: str = "text") -> int:
+    """Check everything and print the plan; writes nothing (a smoke study's tiny world goes to a
+    temporary folder)."""
+    from sweep import plan
+    from sweep.checks import check_study, local_caches, prepare_tiny
+
+    with tempfile.TemporaryDirectory(prefix="kd-dry-run-") as scratch, local_caches(config, Path(scratch)):
+        prepare_tiny(config, Path(scratch) / "tiny")
+        checked = check_study(config)
+        planned = plan.planned_trials(config, checked)
+        print(plan.format_json(planned) if output == "json" else plan.format_text(config, checked, planned))
+    return 0
+
+
+def run(config: StudyConfig, resumed: bool) -> int:
+    """Check everything, then run the study."""
     from sweep import plan, stages
     from sweep.checks import check_study, local_caches, prepare_tiny
 
     with local_caches(config):
         prepare_tiny(config)
         checked = check_study(config)
-        planned = plan.planned_trials(config, checked)
-        if dry_run:
-            print(
-                plan.format_json(planned) if output == "json" else plan.format_text(config, checked, planned)
-            )
-            return 0
         print("\n".join(plan.summary(config, checked)), flush=True)
         if not resumed:
             stages.write_study_file(config)

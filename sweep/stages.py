@@ -1,47 +1,33 @@
-"""Running a checked study: Ray, the teacher, the search and replicate Tuners, then the deliverables.
+"""Running a checked study: the teacher, the search and replicate Tuners, then the deliverables.
 
-Layout under `<storage>/<name>/`: `study.yaml` (the resolved settings), `teacher/`, and one Ray
-experiment per stage (`search/`, `replicate/`) in Ray's own layout, each with its `trials.csv`;
-then `ranking.csv`, `best_student/` and `speed.json`. A stage that finished is read back, one that
-was interrupted is continued with `Tuner.restore`, so a resumed study runs every planned trial once.
+Layout under `<storage>/<name>/`: `study.yaml` (the resolved settings), `teacher/`, the search (one
+Ray experiment per strategy under `search/<strategy>/`, or one in `search/` for the joint search) and
+the replicate stage (`replicate/`), each with its `trials.csv`; then `ranking.csv`, `report.md`,
+`best_student/` and `speed.json`. A stage that finished is read back, one that was interrupted is
+continued with `Tuner.restore`, so a resumed study runs every planned trial once.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from sweep import export, plan, ranking, results
-from sweep.checks import Checked, worker_env
-from sweep.config import STUDY_FILE, StudyConfig, check_resources, default_gpus_per_trial, local_gpus
+from analysis.results import error_line, load_results, write_trials_csv
+from sweep import export, ranking, results, spaces
+from sweep.checks import Checked
+from sweep.cluster import Cluster, ray_cluster
+from sweep.config import STUDY_FILE, StudyConfig
 from sweep.teacher import teacher_stage
+from trainables.metrics import direction
 
 STATE_FILE = "stages.json"
+TRIALS_CSV = "trials.csv"
 BEST_FILE = "best_hyperparameters.json"
 INTERRUPTED = 130
-
-
-@dataclass
-class Cluster:
-    """What one trial gets, once Ray knows the cluster."""
-
-    cpus_per_trial: float
-    gpus_per_trial: float
-    gpus: float
-    node_cpus: float  # the largest node's CPUs: the teacher stage runs alone and takes them all
-
-    def concurrent(self, cpus: float) -> int:
-        """How many trials fit at once."""
-        fits = [cpus / self.cpus_per_trial]
-        if self.gpus_per_trial > 0:
-            fits.append(self.gpus / self.gpus_per_trial)
-        return max(1, int(min(fits) + 1e-9))
 
 
 class Interrupted(Exception):
@@ -56,7 +42,8 @@ def write_study_file(config: StudyConfig) -> Path:
 
 
 def run_study(config: StudyConfig, checked: Checked) -> int:
-    """Every stage the config names, then ranking, best student and speed. Returns an exit status."""
+    """Every stage the config names, then ranking, best student and speed. Returns an exit status:
+    0 when the trials ran and are ranked (a plot or report that cannot be drawn is only a warning)."""
     try:
         with ray_cluster(config) as cluster:
             final = run_stages(config, checked, cluster)
@@ -67,120 +54,90 @@ def run_study(config: StudyConfig, checked: Checked) -> int:
     return 0 if ranked else 1
 
 
-@contextmanager
-def ray_cluster(config: StudyConfig) -> Iterator[Cluster]:
-    """A local Ray instance of the requested size, or the cluster at --address; shut down after."""
-    import ray
-
-    res = config.resources
-    env = worker_env(config)
-    runtime_env = {"env_vars": env} if env else None
-    if res.address:
-        ray.init(address=res.address, runtime_env=runtime_env)
-    else:
-        gpus = local_gpus(res)
-        cpus = int(res.cpus) if res.cpus else None
-        ray.init(
-            address="local",
-            num_cpus=cpus,
-            num_gpus=int(gpus),
-            runtime_env=runtime_env,
-            include_dashboard=False,
-        )
-    try:
-        total = ray.cluster_resources()
-        cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
-        check_resources(res, cpus=cpus, gpus=gpus)
-        node_cpus = max(node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"])
-        cluster = Cluster(res.cpus_per_trial, default_gpus_per_trial(res, gpus), gpus, node_cpus)
-        print(f"Ray: {cpus:g} CPUs, {gpus:g} GPUs; up to {cluster.concurrent(cpus)} trials at once.")
-        with _pending_trials(cluster.concurrent(cpus)):
-            yield cluster
-    finally:
-        ray.shutdown()
-
-
-@contextmanager
-def _pending_trials(count: int) -> Iterator[None]:
-    """Let a search algorithm keep as many trials pending as fit at once (Ray's default is one,
-    which leaves the cluster idle while each trial starts)."""
-    settings = {
-        "TUNE_MAX_PENDING_TRIALS_PG": str(count),
-        # Every epoch checkpoints, so Ray snapshots often; on short trials it warns each time.
-        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    }
-    previous = {key: os.environ.get(key) for key in settings}
-    os.environ.update({key: previous[key] or value for key, value in settings.items()})
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-
-
 def run_stages(config: StudyConfig, checked: Checked, cluster: Cluster) -> results.StageResults:
     """Teacher, then search and/or replicate; returns the results of the last stage run."""
     teacher_gpus = 1.0 if cluster.gpus >= 1 else 0.0
     teacher_cpus = max(cluster.cpus_per_trial, cluster.node_cpus)
     teacher = teacher_stage(config, checked, teacher_cpus, teacher_gpus)
-    base = plan.trial_base(config, teacher["path"], cluster.gpus_per_trial)
-    hyperparameters = plan.fixed_hyperparameters(config)
+    base = spaces.trial_base(config, teacher, cluster.gpus_per_trial)
+    fixed = spaces.fixed_hyperparameters(config)
+    settings = {"fixed": fixed}
     last = None
     if "search" in config.stages:
-        space = plan.search_space(config, base)
-        last = run_tune_stage(config, "search", cluster, space, search_tuner)
-        hyperparameters = best_of_search(config, last)
+        last = run_search(config, cluster, teacher, base)
+        settings = {"tuned": best_of_search(config, last, fixed)}
+        if config.replicate.fixed:
+            settings["fixed"] = fixed
     if "replicate" in config.stages:
-        space = plan.replicate_space(config, base, hyperparameters)
+        space = spaces.replicate_space(config, base, teacher, settings)
         last = run_tune_stage(config, "replicate", cluster, space, replicate_tuner)
     return last
 
 
-def mode(metric: str) -> str:
-    return "min" if metric.endswith("loss") else "max"
+def run_search(config: StudyConfig, cluster: Cluster, teacher: dict, base: dict) -> results.StageResults:
+    """The search: one TPE study per strategy, each in `search/<strategy>/` (or one joint study)."""
+    space = spaces.search_base(config, base)
+    groups = [[s] for s in config.strategies] if config.search.mode == "per_strategy" else [config.strategies]
+    parts = []
+    for strategies in groups:
+        folder = f"search/{slug(strategies[0])}" if len(groups) > 1 else "search"
+
+        def make(config: StudyConfig, cluster: Cluster, space: dict, folder: str, chosen=strategies):
+            return search_tuner(
+                config, cluster, space, folder, spaces.search_space(config, teacher, chosen), chosen
+            )
+
+        parts.append(run_tune_stage(config, folder, cluster, space, make))
+    if len(groups) > 1:
+        write_trials_csv(load_results(config.local_dir / "search"), config.local_dir / "search" / TRIALS_CSV)
+    paths = [path for part in parts for path in part.paths]
+    return results.StageResults("search", paths, [t for part in parts for t in part.trials])
+
+
+def slug(strategy: str) -> str:
+    """A strategy as a folder name: custom:1,5,9 -> custom-1-5-9."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", strategy)
 
 
 def run_tune_stage(
-    config: StudyConfig, stage: str, cluster: Cluster, space: dict, make_tuner
+    config: StudyConfig, folder: str, cluster: Cluster, space: dict, make_tuner: Callable
 ) -> results.StageResults:
-    """Run (or continue, or just read back) one stage and write its trials.csv.
+    """Run (or continue, or just read back) one Ray experiment and write its trials.csv.
 
-    A continued stage gets its search space again: Ray keeps only placeholders for the functions
-    in it (the replicate stage's per-strategy lookups), and rebuilding it here gives them back.
+    A continued experiment gets its search space again: Ray keeps only placeholders for the
+    functions in it (the replicate stage's per-strategy lookups), and rebuilding it here gives them
+    back.
     """
     from ray.tune import Tuner
 
-    path = f"{config.study_dir}/{stage}"
+    path = f"{config.study_dir}/{folder}"
     state = _load_state(config)
-    if not state.get(stage):
+    if not state.get(folder):
         if Tuner.can_restore(path):
-            print(f"{stage} stage: continuing the interrupted run in {path}", flush=True)
+            print(f"{folder}: continuing the interrupted run in {path}", flush=True)
             tuner = Tuner.restore(
                 path, trainable=trainable(cluster), resume_unfinished=True, param_space=space
             )
         else:
-            print(f"{stage} stage: starting in {path}", flush=True)
-            tuner = make_tuner(config, cluster, space)
+            print(f"{folder}: starting in {path}", flush=True)
+            tuner = make_tuner(config, cluster, space, folder)
         tuner.fit()
-    stage_results = results.load_stage(path, stage)
-    if stage_results.unfinished:
+    stage = results.load_stage([path], folder.split("/")[0])
+    if stage.unfinished:
         raise Interrupted(
-            f"The {stage} stage stopped before all its trials finished "
-            f"({len(stage_results.unfinished)} started but unfinished)."
+            f"{folder} stopped before all its trials finished "
+            f"({len(stage.unfinished)} started but unfinished)."
         )
-    csv = results.write_trials_csv(stage_results, config.local_dir / stage)
-    failed = [t for t in stage_results.trials if t.status == results.ERROR]
-    print(
-        f"{stage} stage: {len(stage_results.trials)} trials, {len(failed)} failed; per-trial results in {csv}"
-    )
-    for trial in failed:
+    csv = config.local_dir / folder / TRIALS_CSV
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    write_trials_csv(load_results(Path(path)), csv)
+    print(f"{folder}: {len(stage.trials)} trials, {len(stage.failed)} failed; per-trial results in {csv}")
+    for trial in stage.failed:
         print(
-            f"  failed: {trial.trial_id} ({trial.config.get('strategy')}, seed {trial.config.get('seed')}): "
-            f"{results.error_line(trial)}"
+            f"  failed: {trial.config.get('strategy')} seed {trial.config.get('seed')}: {error_line(trial)}"
         )
-    _save_state(config, {**state, stage: True})
-    return stage_results
+    _save_state(config, {**state, folder: True})
+    return stage
 
 
 def trainable(cluster: Cluster):
@@ -192,13 +149,13 @@ def trainable(cluster: Cluster):
     return tune.with_resources(distill_trial, {"cpu": cluster.cpus_per_trial, "gpu": cluster.gpus_per_trial})
 
 
-def run_config(config: StudyConfig, stage: str):
+def run_config(config: StudyConfig, folder: str):
     from ray import tune
 
     from sweep.tensorboard import StudyTBXLogger
 
     return tune.RunConfig(
-        name=stage,
+        name=folder,
         storage_path=config.study_dir,
         failure_config=tune.FailureConfig(max_failures=config.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=config.keep_checkpoints),
@@ -209,24 +166,32 @@ def run_config(config: StudyConfig, stage: str):
     )
 
 
-def search_tuner(config: StudyConfig, cluster: Cluster, space: dict):
-    """TPE over strategy and hyper-parameters, with ASHA stopping poor trials after each epoch."""
+def search_tuner(
+    config: StudyConfig, cluster: Cluster, base: dict, folder: str, space, strategies: list[str]
+):
+    """TPE over the hyper-parameters (and the strategy, in the joint search), first trying the fixed
+    setting, with ASHA stopping poor trials after each epoch."""
     from optuna.samplers import TPESampler
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    search = config.search
-    epochs = config.trial["epochs"]
+    search, epochs, metric = config.search, config.trial.epochs, config.search_metric
     return _tuner(
         config,
         cluster,
-        space,
-        "search",
+        base,
+        folder,
         search_alg=OptunaSearch(
-            points_to_evaluate=plan.seeded_points(config), sampler=TPESampler(seed=search.sampler_seed)
+            space=space,
+            metric=metric,
+            mode=direction(metric),
+            points_to_evaluate=spaces.first_points(config, strategies),
+            sampler=TPESampler(seed=search.sampler_seed),
         ),
         scheduler=ASHAScheduler(
             time_attr="training_iteration",
+            metric=metric,
+            mode=direction(metric),
             max_t=epochs,
             grace_period=min(search.grace_period, epochs),
             reduction_factor=search.reduction_factor,
@@ -235,38 +200,38 @@ def search_tuner(config: StudyConfig, cluster: Cluster, space: dict):
     )
 
 
-def replicate_tuner(config: StudyConfig, cluster: Cluster, space: dict):
-    """Every strategy x seed at the strategy's hyper-parameters; seeds fix the data order."""
-    return _tuner(config, cluster, space, "replicate")
+def replicate_tuner(config: StudyConfig, cluster: Cluster, space: dict, folder: str):
+    """Every strategy x setting x seed at the strategy's hyper-parameters; seeds fix the data order."""
+    return _tuner(config, cluster, space, folder)
 
 
-def _tuner(config: StudyConfig, cluster: Cluster, space: dict, stage: str, **search):
-    """A Tuner for one stage; `search` adds the search algorithm, scheduler and sample count."""
+def _tuner(config: StudyConfig, cluster: Cluster, space: dict, folder: str, **search):
+    """A Tuner for one experiment; `search` adds the search algorithm (which knows the metric), the
+    scheduler and the sample count. Workers are reused from trial to trial, keeping the teacher and
+    data loaded."""
     from ray import tune
 
     from sweep.tensorboard import trial_dirname
 
     tune_config = tune.TuneConfig(
-        metric=config.metric,
-        mode=mode(config.metric),
         max_concurrent_trials=config.resources.max_concurrent_trials,
         trial_dirname_creator=trial_dirname,
+        reuse_actors=True,
         **search,
     )
     return tune.Tuner(
-        trainable(cluster), param_space=space, tune_config=tune_config, run_config=run_config(config, stage)
+        trainable(cluster), param_space=space, tune_config=tune_config, run_config=run_config(config, folder)
     )
 
 
-def best_of_search(config: StudyConfig, search: results.StageResults) -> dict[str, dict]:
+def best_of_search(config: StudyConfig, search: results.StageResults, fixed: dict) -> dict[str, dict]:
     """Each strategy's best hyper-parameters, saved beside the search stage and printed."""
-    fallback = plan.fixed_hyperparameters(config)
-    chosen, sources = results.best_hyperparameters(
-        search, config.strategies, config.metric, mode(config.metric), fallback
-    )
+    metric = config.search_metric
+    chosen, sources = results.best_hyperparameters(search, config.strategies, metric, fixed)
     record = {s: {"hyperparameters": chosen[s], "from": sources[s]} for s in config.strategies}
     (config.local_dir / "search").mkdir(parents=True, exist_ok=True)
     (config.local_dir / "search" / BEST_FILE).write_text(json.dumps(record, indent=2))
+    print(f"Best search settings by {metric}:")
     for strategy in config.strategies:
         values = ", ".join(f"{k}={v:.4g}" for k, v in chosen[strategy].items())
         print(f"  {strategy}: {values}  [{sources[strategy]}]")
@@ -276,31 +241,26 @@ def best_of_search(config: StudyConfig, search: results.StageResults) -> dict[st
 def finish(config: StudyConfig, final: results.StageResults) -> bool:
     """Ranking, best student and its speed, all beside the ranking in the study folder.
 
-    Returns False when the ranking failed (everything else still runs)."""
+    Returns False when nothing could be ranked (everything else still runs)."""
     local = config.local_dir
-    source = final.path if Path(final.path).is_dir() else local / final.stage / results.TRIALS_CSV
-    try:
-        ranking.rank_stage(
-            source, local, local / final.stage / results.TRIALS_CSV, config.metric, final.stage
-        )
-        ranked = True
-    except ranking.RankingFailed:
-        ranked = False
-    export_best(config, final)
+    top = ranking.rank_stage(local / final.stage, local, config.ranked_metric, final.stage)
+    export_best(config, final, top)
     print(f"TensorBoard: tensorboard --logdir {config.study_dir}")
-    return ranked
+    return top is not None
 
 
-def export_best(config: StudyConfig, final: results.StageResults) -> None:
-    """The best trial's student as a Hugging Face folder, and its speed against the teacher."""
-    local = config.local_dir
-    best = results.best_trial(final, config.metric, mode(config.metric))
+def export_best(config: StudyConfig, final: results.StageResults, top: str | None) -> None:
+    """The best seed of the top-ranked strategy as a Hugging Face folder, and its speed."""
+    local, metric = config.local_dir, config.ranked_metric
+    best = results.best_trial(final, metric, top) if top else None
     if best is None or best.checkpoint is None:
         print(f"No finished {final.stage} trial with a checkpoint: no best student to export.")
         return
     teacher = json.loads((local / "teacher" / "stage.json").read_text())["path"]
     student_dir = local / export.BEST_STUDENT
-    export.export_student(best, teacher, student_dir, config.metric)
+    export.export_student(
+        best, teacher, student_dir, metric, f"the best seed of {top}, the top-ranked strategy"
+    )
     speed = export.measure_speed(
         teacher, student_dir, config.data, config.export.speed_batch_size, config.export.speed_batches
     )

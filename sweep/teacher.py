@@ -1,107 +1,139 @@
-"""The teacher stage: fine-tune (or load and score) the teacher once, before any trial.
+"""The teacher stage: everything about the teacher that the trials would otherwise each redo, once.
 
-It runs as one Ray task, so on a cluster it gets a GPU like a trial would; its progress (epochs,
-tokenization) streams to the driver's console. The result — the teacher's path and validation
-accuracy — is recorded in `<study>/teacher/stage.json`, and a resumed study reuses it.
+It fine-tunes (or loads) the teacher, then on the students' data: scores it, hashes its weights,
+chooses the layers of the data-driven strategies, scores each copied student before training, and
+caches the teacher's outputs on the students' training rows. It runs as one Ray task, so on a
+cluster it gets a GPU like a trial would, and its progress streams to the driver's console. The
+record, `<study>/teacher/stage.json`, is what trials and the dry run read; a resumed study reuses it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from sweep.checks import Checked, teacher_config
+from sweep.checks import Checked, teacher_config, trial_config
 from sweep.config import StudyConfig
-from trainables.teacher import TeacherConfig
 
 STAGE = "teacher"
 RECORD = "stage.json"
 MODEL_DIR = "model"
 
 
+def record_path(config: StudyConfig) -> Path:
+    return config.local_dir / STAGE / RECORD
+
+
+def read_record(config: StudyConfig) -> dict | None:
+    path = record_path(config)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def teacher_stage(config: StudyConfig, checked: Checked, cpus: float, gpus: float) -> dict:
-    """The study's teacher: {path, eval_accuracy, ...}, computed once and then read back."""
-    folder = config.local_dir / STAGE
-    record = folder / RECORD
-    if record.is_file():
-        info = json.loads(record.read_text())
-        print(f"Teacher stage: reusing {info['path']} (validation accuracy {info['eval_accuracy']:.4f}).")
+    """The study's teacher record: computed once, then read back."""
+    info = read_record(config)
+    if info is not None:
+        print(f"Teacher stage: reusing {info['path']} ({_main(info)}).")
         return info
     import ray
 
     action = "Fine-tuning" if checked.finetune else "Loading and scoring"
-    print(f"Teacher stage: {action} {config.teacher.base} on {config.data['task']} ...", flush=True)
+    print(f"Teacher stage: {action} {config.teacher.base} on {config.data.task} ...", flush=True)
     started = time.perf_counter()
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(prepare_teacher)
-    spec = teacher_config(config, config.teacher.base)
-    info = ray.get(task.remote(spec, checked.finetune, str(folder / MODEL_DIR), cache_variants(config)))
+    out_dir = str(config.local_dir / STAGE / MODEL_DIR)
+    info = ray.get(task.remote(config, checked.finetune, out_dir, checked.layers))
     info["seconds"] = round(time.perf_counter() - started, 1)
-    folder.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(info, indent=2))
-    print(
-        f"Teacher stage: {info['path']} has validation accuracy {info['eval_accuracy']:.4f}; "
-        f"{info['seconds']} s.",
-        flush=True,
-    )
-    majority = info.get("majority_accuracy")
-    if majority is not None and info["eval_accuracy"] <= majority + 0.01:
-        print(
-            f"Warning: the teacher is no better than always predicting the most common label "
-            f"({majority:.4f}); its students will learn little. Check the teacher settings.",
-            flush=True,
-        )
+    record_path(config).parent.mkdir(parents=True, exist_ok=True)
+    record_path(config).write_text(json.dumps(info, indent=2))
+    print(f"Teacher stage: {info['path']} ({_main(info)}); {info['seconds']} s.", flush=True)
+    for warning in teacher_warnings(info):
+        print(f"Warning: {warning}", flush=True)
     return info
+
+
+def _main(info: dict) -> str:
+    return ", ".join(f"validation {name} {value:.4f}" for name, value in info["scores"].items())
+
+
+def teacher_warnings(info: dict) -> list[str]:
+    warnings = [info["label_note"]] if info.get("label_note") else []
+    majority, accuracy = info.get("majority_accuracy"), info["scores"].get("accuracy")
+    if majority is not None and accuracy is not None and accuracy <= majority + 0.01:
+        warnings.append(
+            f"the teacher is no better than always predicting the most common label ({majority:.4f}); "
+            f"its students will learn little. Check the teacher settings."
+        )
+    return warnings
+
+
+def prepare_teacher(config: StudyConfig, finetune: bool, out_dir: str, layers: dict) -> dict:
+    """Runs in a Ray worker: fine-tune the base into `out_dir` (or take it as it is), then everything
+    the trials need from the teacher (see the module's docstring)."""
+    from trainables import loop
+    from trainables.resident import resident
+    from trainables.teacher import finetune_teacher, label_order_note, majority_accuracy
+
+    path, history = config.teacher.base, []
+    if finetune:
+        history = finetune_teacher(teacher_config(config, path), out_dir)["history"]
+        path = out_dir
+    path = str(Path(path).expanduser().resolve()) if Path(path).expanduser().is_dir() else path
+    kept = resident(path, config.data, "auto", config.teacher.trust_remote_code)
+    scores = loop.score_splits(kept.teacher, kept.data, kept.task, kept.tokenizer, kept.device, None)
+    if config.trial.teacher_cache and kept.is_local:
+        for with_hidden in cache_variants(config):
+            print(f"Teacher stage: caching teacher outputs (hidden states: {with_hidden}) ...", flush=True)
+            kept.teacher_outputs(with_hidden, config.trial.cache_memory_mb * 1024**2)
+    return {
+        "path": path,
+        "base": config.teacher.base,
+        "task": config.data.task,
+        "finetuned": finetune,
+        "teacher_hash": kept.teacher_hash,
+        "scores": {name: scores[f"eval_{name}"] for name in kept.task.metrics},
+        **scores,
+        "majority_accuracy": majority_accuracy(kept.data, kept.task),
+        "label_note": label_order_note(kept.teacher, kept.task),
+        "history": history,
+        "strategies": {s: _strategy(config, kept, s, layers[s]) for s in config.strategies},
+    }
+
+
+def _strategy(config: StudyConfig, kept, strategy: str, layers: list[int] | None) -> dict:
+    """A strategy's teacher layers (chosen from data for auto:...) and its untrained student's
+    scores (none for scratch, whose initial student depends on the seed)."""
+    from trainables import loop
+    from trainables.distill import initial_scores, prepare
+    from trainables.layer_choice import calibration_rows, choose_layers
+
+    record: dict = {}
+    if layers is None:
+        rows = calibration_rows(kept.data.train, config.teacher.calibration_size, config.data.data_seed)
+        print(
+            f"Teacher stage: choosing the layers of {strategy} on {len(rows)} training rows ...", flush=True
+        )
+        dtype = loop.autocast_dtype(config.trial.precision, kept.device)
+        choice = choose_layers(
+            strategy, kept.teacher, rows, kept.tokenizer, config.trial.student_layers, kept.task, dtype
+        )
+        layers = choice.layers
+        record = {"scores": choice.scores, "steps": choice.steps, "seconds": round(choice.seconds, 2)}
+        print(
+            f"Teacher stage: {strategy} keeps teacher layers {layers} ({choice.seconds:.1f} s).", flush=True
+        )
+    init = {}
+    if layers:
+        settings = trial_config(config, kept.path, strategy, teacher_layers=layers, teacher_cache=False)
+        init = initial_scores(prepare(settings))
+    return {"layers": layers, "init": init, **record}
 
 
 def cache_variants(config: StudyConfig) -> list[bool]:
     """Which teacher caches trials will read: with hidden states when any trial may use the cosine
     term, logits only when a fixed-setting trial turns it off."""
-    fixed_cos = float(config.trial.get("alpha_cos", 0.0))
-    searched = "search" in config.stages and "alpha_cos" in config.search.space
-    may_use_cos = fixed_cos > 0 or (searched and config.search.space["alpha_cos"].max > 0)
-    return sorted({fixed_cos > 0, True} if may_use_cos else {False})
-
-
-def prepare_teacher(spec: TeacherConfig, finetune: bool, out_dir: str, with_hidden: list[bool]) -> dict:
-    """Runs in a Ray worker: fine-tune `spec.base` into `out_dir` (or score it where it is), then
-    build the teacher-output caches so that concurrent trials only ever read them."""
-    from trainables.teacher_cache import build_for_study
-
-    if finetune:
-        from trainables.teacher import finetune_teacher
-
-        info = finetune_teacher(spec, out_dir)
-        path = out_dir
-    else:
-        info = score_teacher(spec)
-        path = spec.base
-    if Path(path).expanduser().is_dir():
-        for hidden in with_hidden:
-            print(f"Teacher stage: caching teacher outputs (hidden states: {hidden}) ...", flush=True)
-            build_for_study(path, spec.data, hidden, spec.device)
-    keep = ("eval_accuracy", "eval_loss", "test_accuracy", "majority_accuracy", "epoch")
-    summary = {key: info[key] for key in keep if key in info}
-    extra = {k: v for k, v in info.items() if k.startswith("eval_") and k.endswith("_accuracy")}
-    return {
-        "path": str(Path(path).expanduser().resolve()) if Path(path).expanduser().exists() else path,
-        "base": spec.base,
-        "task": spec.data.task,
-        "finetuned": finetune,
-        **extra,
-        **summary,
-    }
-
-
-def score_teacher(spec: TeacherConfig) -> dict:
-    """Accuracy of an already fine-tuned teacher on the study's validation (and test) sets."""
-    from trainables import loop
-    from trainables.data import load_task_data
-    from trainables.teacher import load_teacher
-
-    model, tokenizer, _ = load_teacher(spec.base, spec.data.task, spec.trust_remote_code)
-    device = loop.pick_device(spec.device)
-    # Only the evaluation sets are needed: keep the training set to one row.
-    data = load_task_data(replace(spec.data, train_size=1), tokenizer)
-    return loop.score_splits(model.to(device), data, tokenizer, device)
+    fixed_cos = config.trial.alpha_cos > 0
+    cos_range = config.search.space.get("alpha_cos")
+    searched = "search" in config.stages and cos_range is not None and cos_range.max > 0
+    return sorted({fixed_cos, True} if fixed_cos or searched else {False})

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 HPARAMS = (
     "strategy",
+    "setting",
     "temperature",
     "alpha_ce",
     "alpha_kd",

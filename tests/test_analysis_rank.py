@@ -24,7 +24,8 @@ REQUIRED = [
     "p_vs_best",
     "tied_with_best",
     "retention",
-    "init_accuracy",
+    "teacher_score",
+    "init_score",
 ]
 LAYERS = {"bottom": "1,2,3", "top": "4,5,6", "odd": "1,3,5", "scratch": ""}
 MEANS = {"bottom": 0.85, "top": 0.847, "odd": 0.849, "scratch": 0.6}
@@ -77,7 +78,11 @@ def test_csv_end_to_end_writes_table_plots_and_report(tmp_path, capsys):
     bottom = table.iloc[0]
     assert bottom["teacher_layers"] == "1,2,3" and pd.isna(table.iloc[3]["teacher_layers"])
     assert bottom["retention"] == pytest.approx((0.85 + JITTER.mean()) / 0.9)
-    assert bottom["init_accuracy"] == 0.5 and bottom["student_params"] == 22_000_000
+    assert (
+        bottom["init_score"] == 0.5
+        and bottom["teacher_score"] == 0.9
+        and bottom["student_params"] == 22_000_000
+    )
     assert (table["aggregation"] == "mean_over_seeds").all()
     raw = stats.wilcoxon(0.85 + JITTER, 0.6 + JITTER).pvalue
     assert table.iloc[3]["p_uncorrected"] == pytest.approx(raw)
@@ -119,7 +124,7 @@ def test_retention_is_given_only_where_the_teacher_was_scored(tmp_path):
     source = write_csv(tmp_path / "t.csv", rows)
     assert main([str(source), "--metric", "test_accuracy", "--out", str(tmp_path / "r.csv")]) == 0
     table = pd.read_csv(tmp_path / "r.csv")
-    assert table["retention"].isna().all() and (table["teacher_accuracy"] == 0.9).all()
+    assert table["retention"].isna().all() and (table["teacher_score"] == 0.9).all()
 
 
 def test_sampled_configurations_get_short_distinct_labels():

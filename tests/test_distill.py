@@ -87,7 +87,7 @@ def test_evaluation_counts_every_example(tiny_teacher: str, tiny_task: DataConfi
             return type("Output", (), {"logits": logits})
 
     batches = loop.make_loader(setup.data.validation, setup.tokenizer, 50, setup.device)
-    accuracy = loop.evaluate(AlwaysZero(), batches, setup.device)["accuracy"]
+    accuracy = loop.evaluate(AlwaysZero(), batches, setup.device, setup.kept.task, None)["accuracy"]
     assert len(labels) == 256
     assert accuracy == (labels == 0).sum().item() / 256
 

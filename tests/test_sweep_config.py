@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sweep import plan, ranking, stages
+from sweep import ranking, stages
 from sweep.config import load_yaml, resolve
 from sweep.run import _strategies, main
 from trainables.layers import select_layers
@@ -53,25 +53,25 @@ def test_example_configs_are_the_presets(name: str) -> None:
 def test_seed_preset_is_the_original_study_done_right() -> None:
     config = resolve()
     assert config.preset == "seed" and config.teacher.base == "bert-base-uncased"
-    assert config.data["task"] == "mnli" and config.trial["student_layers"] == 6
+    assert config.data.task == "mnli" and config.trial.student_layers == 6
     assert config.strategies == ["bottom", "top", "odd", "even"]
-    assert (config.data["train_size"], config.data["validation_size"], config.data["test_size"]) == (
+    assert (config.data.train_size, config.data.validation_size, config.data.test_size) == (
         1000,
         50,
         50,
     )
-    assert (config.data["validation"], config.data["test"]) == ("validation_mismatched", "validation_matched")
-    assert (config.trial["batch_size"], config.trial["lr"], config.trial["epochs"]) == (32, 5e-5, 5)
-    assert config.replicate.seed_list == [0, 1, 2, 3, 4]
+    assert (config.data.validation, config.data.test) == ("validation_mismatched", "validation_matched")
+    assert (config.trial.batch_size, config.trial.lr, config.trial.epochs) == (32, 5e-5, 5)
+    assert config.seeds == [0, 1, 2, 3, 4, 5, 6]  # the fewest seeds that decide a tie of 4 strategies
 
 
 def test_flags_override_yaml_which_overrides_the_preset(tmp_path: Path) -> None:
     yaml_values = {"preset": "smoke", "trial": {"epochs": 7, "lr": 0.01}, "replicate": {"seeds": 4}}
     config = resolve(yaml_values, {"trial": {"epochs": 9}, "resources": {"cpus_per_trial": 2.0}})
     assert config.preset == "smoke"
-    assert config.trial["epochs"] == 9  # flag beats YAML
-    assert config.trial["lr"] == 0.01  # YAML beats preset
-    assert config.trial["batch_size"] == 16  # preset
+    assert config.trial.epochs == 9  # flag beats YAML
+    assert config.trial.lr == 0.01  # YAML beats preset
+    assert config.trial.batch_size == 16  # preset
     assert config.replicate.seeds == 4 and config.resources.cpus_per_trial == 2.0
     assert config.name == "smoke" and Path(config.storage_path).is_absolute()
 
@@ -79,15 +79,6 @@ def test_flags_override_yaml_which_overrides_the_preset(tmp_path: Path) -> None:
 def test_strategy_flags_keep_custom_lists_whole() -> None:
     assert _strategies(["bottom,top", "custom:1,5,9", "odd"]) == ["bottom", "top", "custom:1,5,9", "odd"]
     assert _strategies(["custom:2,4,top"]) == ["custom:2,4", "top"]
-
-
-def test_interval_half_width_at_fifty_examples() -> None:
-    assert round(plan.interval_half_width(50), 2) == 0.13
-    assert (
-        plan.interval_half_width(plan.examples_for(0.05))
-        <= 0.05
-        < plan.interval_half_width(plan.examples_for(0.05) - 1)
-    )
 
 
 # --- every bad input exits with status 2 before Ray starts ---------------------------------------
@@ -106,9 +97,8 @@ BAD_FLAGS = {
     "custom layer repeated": (["--strategies", "custom:2,2"], "repeats a layer"),
     "custom layers of the wrong count": (["--strategies", "custom:1,2,3"], "lists 3 layers"),
     "student as deep as teacher": (["--student-layers", "4"], "between 1 and 3 layers"),
-    "student of no layers": (["--student-layers", "0"], "between 1 and 3 layers"),
+    "student of no layers": (["--student-layers", "0"], "student_layers must be at least 1, got 0"),
     "seeds below 1": (["--seeds", "0"], "seeds must be at least 1"),
-    "too few search samples": (["--num-samples", "2"], "num_samples must be at least 4"),
     "unknown task": (["--task", "imdb"], "Unknown task 'imdb'"),
     "missing data file": (["--train", "/no/such/train.jsonl"], "does not exist"),
     "unlabelled hub test split": (["--test", "test"], "without labels"),
@@ -158,6 +148,10 @@ BAD_YAML = {
     "negative weight range": ({"search": {"space": {"alpha_kd": [-1.0, 1.0]}}}, "cannot be negative"),
     "lr not positive": ({"stages": ["replicate"], "trial": {"lr": 0.0}}, "lr must be > 0"),
     "bad fault": ({"faults": [{"strategy": "top", "fault": "boom:3"}]}, "fault must be"),
+    "too few joint search samples": (
+        {"search": {"mode": "joint", "num_samples": 2}},
+        "num_samples must be at least 4",
+    ),
 }
 
 
@@ -212,26 +206,18 @@ def test_an_existing_study_is_neither_overwritten_nor_resumed_differently(
 
 
 def test_dry_run_json_lists_every_planned_trial(world: dict, tmp_path: Path, capsys) -> None:
-    args = [
-        "--strategies",
-        "bottom",
-        "top",
-        "custom:1,4",
-        "--num-samples",
-        "5",
-        "--seeds",
-        "3",
-        "--format",
-        "json",
-    ]
-    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *args))
+    args = ["--strategies", "bottom", "top", "custom:1,4", "--num-samples", "3", "--seeds", "3"]
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *args, "--format", "json"))
     assert code == 0, err
     planned = json.loads(out)
     search = [t for t in planned if t["stage"] == "search"]
     replicate = [t for t in planned if t["stage"] == "replicate"]
-    assert len(search) == 5 and len(replicate) == 3 * 3
-    assert [t["strategy"] for t in search[:3]] == ["bottom", "top", "custom:1,4"]  # each tried first
-    assert search[3]["strategy"] is None and search[3]["lr"] == {"min": 1e-3, "max": 1e-2, "log": True}
+    assert len(search) == 3 * 3 and len(replicate) == 3 * 3  # one search of 3 trials per strategy
+    assert [t["strategy"] for t in search] == [s for s in ("bottom", "top", "custom:1,4") for _ in range(3)]
+    first, sampled = search[0], search[1]
+    assert first["hyperparameters"].startswith("fixed") and first["lr"] == 3e-3
+    assert sampled["hyperparameters"] == "sampled by TPE"
+    assert sampled["lr"] == {"min": 1e-3, "max": 1e-2, "log": True}
     assert {(t["strategy"], t["seed"]) for t in replicate} == {
         (s, seed) for s in ("bottom", "top", "custom:1,4") for seed in (0, 1, 2)
     }
@@ -242,7 +228,19 @@ def test_dry_run_json_lists_every_planned_trial(world: dict, tmp_path: Path, cap
         assert {"alpha_cos", "lr"} <= set(trial)
         if trial["strategy"]:
             assert trial["teacher_layers"] == select_layers(trial["strategy"], 4, 2)
-    assert not (tmp_path / "smoke" / "study.yaml").exists()  # nothing started
+    assert not (tmp_path / "smoke").exists()  # nothing written
+
+
+def test_dry_run_of_a_joint_search_samples_the_strategy(world: dict, tmp_path: Path, capsys) -> None:
+    config = write_yaml(
+        tmp_path / "joint.yaml", {"preset": "smoke", "search": {"mode": "joint", "num_samples": 5}}
+    )
+    args = ["--config", config, "--strategies", "bottom", "top", "--format", "json"]
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *args))
+    assert code == 0, err
+    search = [t for t in json.loads(out) if t["stage"] == "search"]
+    assert [t["strategy"] for t in search] == ["bottom", "top", None, None, None]
+    assert search[2]["strategy_choices"] == ["bottom", "top"]
 
 
 def test_seeds_flag_takes_a_list_to_add_seeds_to_a_finished_study(
@@ -275,7 +273,13 @@ def test_dry_run_of_the_seed_preset_warns_about_its_small_sets(tmp_path: Path, c
     assert "±0.13" in out and "validation set has 50 examples" in out and "test set has 50 examples" in out
     assert "test examples come from validation_matched" in out and "unlabelled" in out
     assert "odd [1, 3, 5, 7, 9, 11]" in out and "even [2, 4, 6, 8, 10, 12]" in out
-    assert len([line for line in out.splitlines() if line.startswith("replicate ")]) == 4 * 5
+    assert len([line for line in out.splitlines() if line.startswith("replicate tuned ")]) == 4 * 7
+    assert len([line for line in out.splitlines() if line.startswith("replicate fixed ")]) == 4 * 7
+    assert "seeds per strategy" not in out  # the default is the fewest seeds that decide a tie
+    assert "109,482,240" not in out  # the tiny 12-layer encoder is not BERT-base
+    code, out, err = cli(
+        capsys, ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path), "--seeds", "5"]
+    )
     assert "5 seeds per strategy: with 4 strategies, no strategy can test as significantly worse" in out
     assert "7 seeds can decide it (--seeds 7)" in out
 
@@ -330,9 +334,25 @@ def test_ranking_hook_ranks_a_trials_csv_and_prints_the_table(tmp_path: Path, ca
     ]
     trials = tmp_path / "trials.csv"
     pd.DataFrame(rows).to_csv(trials, index=False)
-    path = ranking.rank_stage(trials, tmp_path, trials, "eval_accuracy")
-    table = pd.read_csv(path)
-    assert path == tmp_path / "ranking.csv"
+    top = ranking.rank_stage(trials, tmp_path, "eval_accuracy")
+    table = pd.read_csv(tmp_path / "ranking.csv")
+    assert top == "top"
     assert table["strategy"].tolist() == ["top", "bottom"]
     assert table["mean"].tolist() == pytest.approx([0.81, 0.61])
     assert "top" in capsys.readouterr().out
+
+
+def test_dry_run_counts_the_parameters_of_bert_base_and_its_six_layer_students(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The original study's models, counted from bert-base-uncased's config alone (no weights)."""
+    from transformers import BertConfig
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub splits are checked by name only
+    BertConfig().save_pretrained(tmp_path / "bert-base")  # bert-base-uncased's sizes are the defaults
+    code, out, err = cli(
+        capsys, ["--dry-run", "--teacher", str(tmp_path / "bert-base"), "--storage-path", str(tmp_path)]
+    )
+    assert code == 0, err
+    assert "(12 layers, 109,484,547 parameters)" in out
+    assert "Student: 6 layers, 66,957,315 parameters" in out

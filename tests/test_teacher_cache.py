@@ -11,12 +11,12 @@ from trainables import metrics, teacher_cache
 from trainables.config import TrialConfig
 from trainables.data import DataConfig, load_task_data
 from trainables.distill import run_trial
-from trainables.teacher import load_teacher
+from trainables.teacher import load_teacher, weights_hash
 
 
 def trial(teacher: str, data: DataConfig, **changes) -> TrialConfig:
     settings = dict(teacher=teacher, data=data, student_layers=2, epochs=2, lr=3e-3, batch_size=16)
-    settings.update(alpha_cos=0.5, device="cpu", seed=5)
+    settings.update(alpha_cos=0.5, device="cpu", seed=5, precision="fp32")
     return TrialConfig(**{**settings, **changes})
 
 
@@ -82,7 +82,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def cached_outputs(teacher: str, data: DataConfig) -> teacher_cache.TeacherOutputs:
     model, tokenizer, _ = load_teacher(teacher, data.task)
     rows = load_task_data(data, tokenizer).train
-    return teacher_cache.load_or_build(model, teacher, rows, tokenizer, True, model.device)
+    return teacher_cache.load_or_build(
+        model, teacher, weights_hash(teacher), rows, tokenizer, True, model.device
+    )
 
 
 def test_corrupt_cache_is_detected_and_rebuilt(

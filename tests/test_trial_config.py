@@ -1,6 +1,7 @@
 """Bad trial settings are rejected with a message, before any model is loaded."""
 
 import pytest
+import torch
 
 from trainables.config import TrialConfig
 from trainables.data import DataConfig
@@ -37,9 +38,9 @@ def test_bad_settings(changes: dict, message: str) -> None:
 
 
 def test_unknown_keys_are_named() -> None:
-    with pytest.raises(ConfigError, match=r"Unknown trial settings \['temprature'\]"):
+    with pytest.raises(ConfigError, match=r"Unknown trial setting\(s\) \['temprature'\]"):
         config(temprature=2.0)
-    with pytest.raises(ConfigError, match=r"Unknown data settings \['trian'\]"):
+    with pytest.raises(ConfigError, match=r"Unknown data setting\(s\) \['trian'\]"):
         TrialConfig.from_dict({"data": {"trian": "x.jsonl"}})
 
 
@@ -80,3 +81,55 @@ def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path) -> None
         ConfigError, match=f"tokenizer .* has {len(tokenizer)} tokens but the model's vocabulary has 10"
     ):
         load_teacher(str(tmp_path / "teacher"), "sst2")
+
+
+def _mnli_classifier(folder, id2label: dict[int, str]) -> torch.Tensor:
+    """A tiny 3-way BERT classifier saved with the given label names; returns its logits on a batch."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    from trainables.tiny import FILLER, SPECIAL_TOKENS
+
+    torch.manual_seed(0)
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(SPECIAL_TOKENS + FILLER)})
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model(input_ids=BATCH).logits.detach()
+
+
+BATCH = torch.tensor([[2, 7, 8, 9, 3], [2, 10, 11, 12, 3]])
+
+
+def test_a_teacher_labelled_in_another_order_is_put_in_the_task_order(tmp_path) -> None:
+    """Some public MNLI checkpoints have 0 = contradiction; the data has 0 = entailment."""
+    logits = _mnli_classifier(tmp_path, {0: "CONTRADICTION", 1: "neutral", 2: "Entailment"})
+    teacher, _, _ = load_teacher(str(tmp_path), "mnli")
+    loaded = teacher(input_ids=BATCH).logits.detach()
+    torch.testing.assert_close(loaded, logits[:, [2, 1, 0]])
+    assert teacher.config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
+
+
+def test_a_teacher_whose_labels_cannot_be_matched_is_refused(tmp_path) -> None:
+    _mnli_classifier(tmp_path, {0: "yes", 1: "maybe", 2: "no"})
+    with pytest.raises(ConfigError, match=r"names its labels \['yes', 'maybe', 'no'\].*\['entailment'"):
+        load_teacher(str(tmp_path), "mnli")
+
+
+def test_generic_label_names_are_said_to_be_unchecked(tmp_path) -> None:
+    from trainables.data import task_spec
+    from trainables.teacher import label_order_note
+
+    logits = _mnli_classifier(tmp_path, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    teacher, _, _ = load_teacher(str(tmp_path), "mnli")
+    torch.testing.assert_close(teacher(input_ids=BATCH).logits.detach(), logits)
+    assert "cannot be checked" in label_order_note(teacher, task_spec("mnli"))

@@ -1,26 +1,27 @@
 """One trial: build a layer-initialised student from the teacher and distil it.
 
 `distill_trial` is the Ray Tune function trainable; `run_trial` is the same loop in plain Python.
-The order of work is fixed: check settings, load, build, evaluate the untouched student
-(`init_accuracy`), then train and evaluate each epoch, checkpointing after every one.
+The order of work is fixed: check settings, take the teacher and data (kept from the worker's last
+trial when they are the same), build a fresh student, note its scores before training, then train
+and evaluate each epoch, checkpointing after every one.
 """
+
+from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
 from trainables import loop, metrics
 from trainables.config import TrialConfig
-from trainables.data import TaskData, load_task_data
-from trainables.layers import select_layers
+from trainables.layers import check_layers, select_layers
 from trainables.losses import distillation_loss
 from trainables.reporting import LocalReporter, Reporter, TuneReporter
+from trainables.resident import Resident, resident
 from trainables.student import build_student
-from trainables.teacher import load_teacher
-from trainables.teacher_cache import TeacherOutputs, load_or_build
+from trainables.teacher_cache import TeacherOutputs
 
 
 class InjectedFault(RuntimeError):
@@ -34,16 +35,30 @@ def distill_trial(config: dict) -> None:
 
 @dataclass
 class Setup:
-    """Everything a trial builds before its first step."""
+    """Everything a trial builds or takes before its first step."""
 
     config: TrialConfig
     layers: list[int]
-    teacher: PreTrainedModel
+    kept: Resident
     student: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    data: TaskData
-    device: torch.device
+    dtype: torch.dtype | None  # the student's autocast dtype; None for fp32
     cached: TeacherOutputs | None  # the teacher's training-set outputs, when the cache is on
+
+    @property
+    def teacher(self) -> PreTrainedModel:
+        return self.kept.teacher
+
+    @property
+    def data(self):
+        return self.kept.data
+
+    @property
+    def tokenizer(self):
+        return self.kept.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.kept.device
 
 
 def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dict]:
@@ -52,14 +67,21 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
     Returns the metrics reported by this run, one dict per epoch.
     """
     reporter = reporter or LocalReporter(tempfile.mkdtemp(prefix="trial-"))
-    setup = prepare(config)
+    try:
+        return _run(prepare(config), reporter)
+    finally:
+        reporter.close()
+
+
+def _run(setup: Setup, reporter: Reporter) -> list[dict]:
+    config = setup.config
     steps_per_epoch = -(-len(setup.data.train) // config.batch_size)
     optimizer, scheduler = loop.make_optimizer(
         setup.student, config.lr, config.weight_decay, config.epochs * steps_per_epoch, config.warmup_ratio
     )
     state = reporter.restore()
     if state is None:
-        constants, first_epoch = _trial_constants(setup), 0
+        constants, first_epoch = trial_constants(setup), 0
     else:
         setup.student.load_state_dict(state["student"])
         optimizer.load_state_dict(state["optimizer"])
@@ -71,8 +93,10 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
     for epoch in range(first_epoch, config.epochs):
         first_step = epoch * steps_per_epoch
 
-        def on_step(step: int, values: dict[str, float], first_step: int = first_step) -> None:
-            reporter.step(first_step + step + 1, {**values, "learning_rate": scheduler.get_last_lr()[0]})
+        def on_step(step: int, values: dict, seconds: dict, first_step: int = first_step) -> None:
+            reporter.step(
+                first_step + step + 1, {**values, "learning_rate": scheduler.get_last_lr()[0]}, seconds
+            )
 
         train = loop.train_epoch(
             setup.student,
@@ -84,11 +108,12 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
                 order_seed(config, epoch),
                 config.group_by_length,
             ),
-            _step_loss(setup, first_step, resumed=state is not None),
+            step_loss(setup, first_step, resumed=state is not None),
             optimizer,
             scheduler,
             config.max_grad_norm,
             setup.device,
+            setup.dtype,
             on_step,
         )
         epoch_metrics = {
@@ -96,14 +121,7 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
             metrics.EPOCH: epoch + 1,
             **_train_metrics(train),
             metrics.LEARNING_RATE: scheduler.get_last_lr()[0],
-            **loop.score_splits(
-                setup.student,
-                setup.data,
-                setup.tokenizer,
-                setup.device,
-                config.eval_batch_size,
-                with_test=epoch + 1 == config.epochs,
-            ),
+            **_scores(setup, setup.student, setup.dtype, with_test=epoch + 1 == config.epochs),
         }
         checkpoint = {
             "epoch": epoch + 1,
@@ -119,39 +137,66 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dic
 
 
 def prepare(config: TrialConfig) -> Setup:
-    """Check settings, load teacher and data, and build a fresh student; no training yet."""
+    """Check settings, take the teacher and data, and build a fresh student; no training yet."""
     config.validate()
-    teacher, tokenizer, _ = load_teacher(config.teacher, config.data.task, config.trust_remote_code)
-    layers = select_layers(config.strategy, teacher.config.num_hidden_layers, config.student_layers)
-    data = load_task_data(config.data, tokenizer)
-    device = loop.pick_device(config.device)
-    teacher.to(device)
+    kept = resident(config.teacher, config.data, config.device, config.trust_remote_code)
+    depth = kept.teacher.config.num_hidden_layers
+    if config.teacher_layers is None:
+        layers = select_layers(config.strategy, depth, config.student_layers)
+    else:
+        layers = check_layers(config.teacher_layers, depth, config.student_layers, config.strategy)
     cached = None
-    if config.teacher_cache and Path(config.teacher).is_dir():
-        cached = load_or_build(
-            teacher,
-            config.teacher,
-            data.train,
-            tokenizer,
-            config.alpha_cos > 0,
-            device,
-            config.cache_memory_mb * 1024**2,
-        )
+    if config.teacher_cache and kept.is_local:
+        cached = kept.teacher_outputs(config.alpha_cos > 0, config.cache_memory_mb * 1024**2)
     loop.seed_everything(config.seed)  # after the cache, which a first trial builds and later ones load
-    student = build_student(teacher, layers, num_layers=config.student_layers).to(device)
-    return Setup(config, layers, teacher, student, tokenizer, data, device, cached)
+    student = build_student(kept.teacher, layers, num_layers=config.student_layers).to(kept.device)
+    dtype = loop.autocast_dtype(config.precision, kept.device)
+    return Setup(config, layers, kept, student, dtype, cached)
 
 
-def _trial_constants(setup: Setup) -> dict:
-    """Metrics fixed for the whole trial, measured once on a fresh start."""
+def trial_constants(setup: Setup) -> dict:
+    """Metrics fixed for the whole trial: what it is, and the scores of the student before training
+    and of the teacher (as the study measured them, else measured here)."""
+    config = setup.config
+    init = config.init_scores or _main_scores(setup, setup.student, setup.dtype)
+    teacher = config.teacher_scores or _main_scores(setup, setup.teacher, None)
     return {
-        metrics.STRATEGY: setup.config.strategy,
-        metrics.SEED: setup.config.seed,
+        metrics.STRATEGY: config.strategy,
+        metrics.SEED: config.seed,
         metrics.TEACHER_LAYERS: ",".join(map(str, setup.layers)),
+        metrics.TEACHER_HASH: setup.kept.teacher_hash,
         metrics.STUDENT_PARAMS: sum(p.numel() for p in setup.student.parameters()),
-        metrics.INIT_ACCURACY: _accuracy(setup, setup.student, setup.data.validation),
-        metrics.TEACHER_ACCURACY: _accuracy(setup, setup.teacher, setup.data.validation),
+        **{metrics.scored(metrics.INIT, name): value for name, value in init.items()},
+        **{metrics.scored(metrics.TEACHER, name): value for name, value in teacher.items()},
     }
+
+
+def initial_scores(setup: Setup) -> dict[str, float]:
+    """The untrained student's scores on the primary validation set (metric -> value)."""
+    return _main_scores(setup, setup.student, setup.dtype)
+
+
+def _main_scores(setup: Setup, model: PreTrainedModel, dtype: torch.dtype | None) -> dict[str, float]:
+    batches = loop.make_loader(
+        setup.data.validation, setup.tokenizer, setup.config.eval_batch_size, setup.device
+    )
+    scores = loop.evaluate(model, batches, setup.device, setup.kept.task, dtype)
+    scores.pop("loss")
+    return scores
+
+
+def _scores(setup: Setup, model: PreTrainedModel, dtype: torch.dtype | None, with_test: bool) -> dict:
+    kept = setup.kept
+    return loop.score_splits(
+        model,
+        kept.data,
+        kept.task,
+        kept.tokenizer,
+        kept.device,
+        dtype,
+        setup.config.eval_batch_size,
+        with_test,
+    )
 
 
 def order_seed(config: TrialConfig, epoch: int) -> int:
@@ -159,8 +204,8 @@ def order_seed(config: TrialConfig, epoch: int) -> int:
     return config.seed * 100_003 + epoch
 
 
-def _step_loss(setup: Setup, first_step: int, resumed: bool) -> loop.StepLoss:
-    """The distillation loss of one batch, with the teacher run live in eval mode."""
+def step_loss(setup: Setup, first_step: int = 0, resumed: bool = False) -> loop.StepLoss:
+    """The distillation loss of one batch, counting steps from `first_step` (for the fault switches)."""
     config, student = setup.config, setup.student
     need_hidden = config.alpha_cos > 0
     teacher_outputs = _teacher_outputs(setup)
@@ -185,6 +230,7 @@ def _step_loss(setup: Setup, first_step: int, resumed: bool) -> loop.StepLoss:
             config.loss_weights,
             config.temperature,
             hidden,
+            setup.kept.task.regression,
         )
         if step == nan_at:
             terms["loss"] = terms["loss"] * float("nan")
@@ -195,7 +241,7 @@ def _step_loss(setup: Setup, first_step: int, resumed: bool) -> loop.StepLoss:
 
 
 def _teacher_outputs(setup: Setup):
-    """Teacher logits and last hidden states for a batch: from the cache, or a live forward pass."""
+    """Teacher logits and last hidden states for a batch, in fp32: from the cache, or run live."""
     need_hidden = setup.config.alpha_cos > 0
 
     def from_cache(batch: dict[str, torch.Tensor]):
@@ -203,7 +249,8 @@ def _teacher_outputs(setup: Setup):
 
     @torch.no_grad()
     def live(batch: dict[str, torch.Tensor]):
-        out = setup.teacher(**loop.model_inputs(batch), output_hidden_states=need_hidden)
+        with loop.full_precision(setup.device):
+            out = setup.teacher(**loop.model_inputs(batch), output_hidden_states=need_hidden)
         return out.logits, out.hidden_states[-1] if need_hidden else None
 
     return live if setup.cached is None else from_cache
@@ -217,12 +264,3 @@ def _train_metrics(train: dict[str, float]) -> dict[str, float]:
         metrics.TRAIN_LOSS_COS: train["cos"],
         metrics.EXAMPLES_PER_SECOND: train["examples_per_second"],
     }
-
-
-def _evaluate(setup: Setup, model: PreTrainedModel, rows) -> dict[str, float]:
-    batches = loop.make_loader(rows, setup.tokenizer, setup.config.eval_batch_size, setup.device)
-    return loop.evaluate(model, batches, setup.device)
-
-
-def _accuracy(setup: Setup, model: PreTrainedModel, rows) -> float:
-    return _evaluate(setup, model, rows)["accuracy"]

@@ -8,9 +8,27 @@ from trainables.errors import ConfigError
 
 # DistilBERT's published choice for a 6-layer student of a 12-layer BERT: 0-based (0, 2, 4, 7, 9, 11).
 DISTILBERT_LAYERS = (1, 3, 5, 8, 10, 12)
+# Strategies whose layers are chosen from data, on the fine-tuned teacher (trainables.layer_choice).
+DATA_DRIVEN = ("auto:bi", "auto:drop")
 STRATEGY_HELP = (
-    "bottom, top, odd, even, uniform, distilbert, scratch, or custom:<1-based layers> (e.g. custom:1,5,9)"
+    "bottom, top, odd, even, uniform, distilbert, scratch, auto:bi, auto:drop, or custom:<1-based "
+    "layers> (e.g. custom:1,5,9)"
 )
+
+
+def is_data_driven(strategy: str) -> bool:
+    return strategy.startswith("auto:")
+
+
+def rule_layers(strategy: str, teacher_layers: int, student_layers: int) -> list[int] | None:
+    """The layers of a fixed rule; None for a data-driven strategy, whose name is checked here and
+    whose layers the study's teacher stage chooses."""
+    if not is_data_driven(strategy):
+        return select_layers(strategy, teacher_layers, student_layers)
+    _check_sizes(teacher_layers, student_layers)
+    if strategy not in DATA_DRIVEN:
+        raise ConfigError(f"Unknown layer strategy {strategy!r}. Use one of: {STRATEGY_HELP}.")
+    return None
 
 
 def select_layers(strategy: str, teacher_layers: int, student_layers: int) -> list[int]:
@@ -21,6 +39,11 @@ def select_layers(strategy: str, teacher_layers: int, student_layers: int) -> li
     _check_sizes(teacher_layers, student_layers)
     if strategy.startswith("custom:"):
         return _custom(strategy, teacher_layers, student_layers)
+    if is_data_driven(strategy):
+        raise ConfigError(
+            f"{strategy!r} chooses layers from data on the fine-tuned teacher (a study's teacher stage "
+            f"does it once); to run such a trial by hand, pass the layers it chose as teacher_layers."
+        )
     rule = _RULES.get(strategy)
     if rule is None:
         raise ConfigError(f"Unknown layer strategy {strategy!r}. Use one of: {STRATEGY_HELP}.")
@@ -87,6 +110,14 @@ def _custom(strategy: str, teacher_layers: int, student_layers: int) -> list[int
             f"Cannot read {strategy!r}: custom layers are comma-separated 1-based integers, "
             f"e.g. custom:1,5,9."
         ) from None
+    return check_layers(layers, teacher_layers, student_layers, strategy)
+
+
+def check_layers(layers: list[int], teacher_layers: int, student_layers: int, strategy: str) -> list[int]:
+    """`layers` if they are exactly `student_layers` distinct layers in 1..teacher_layers (or none,
+    for a scratch student); else a ConfigError that names the fault."""
+    if not layers:
+        return []
     if len(layers) != student_layers:
         raise ConfigError(
             f"{strategy!r} lists {len(layers)} layers but the student has {student_layers}; "
@@ -100,7 +131,7 @@ def _custom(strategy: str, teacher_layers: int, student_layers: int) -> list[int
         )
     if len(set(layers)) != len(layers):
         raise ConfigError(f"{strategy!r} repeats a layer; each teacher layer may be copied once.")
-    return layers
+    return list(layers)
 
 
 _RULES = {

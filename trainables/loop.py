@@ -4,6 +4,8 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Literal
 
 import datasets
 import numpy as np
@@ -16,10 +18,26 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from trainables import metrics
-from trainables.data import TaskData
+from trainables import metrics, scoring
+from trainables.data import TaskData, TaskSpec
+from trainables.settings import Count, Fraction, NonNegative, Positive, settings
 
 StepLoss = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+OnStep = Callable[[int, dict[str, float], dict[str, float]], None]
+
+
+@settings
+@dataclass
+class TrainingSettings:
+    """How a model trains, the same for fine-tuning the teacher and distilling a student; the
+    learning rate and the number of epochs each define with their own defaults."""
+
+    batch_size: Count = 32
+    weight_decay: NonNegative = 0.01
+    warmup_ratio: Fraction = 0.1
+    max_grad_norm: Positive = 1.0
+    # Number format of the matmuls: bf16 autocast where the processor has it (auto), bf16, or fp32.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -36,9 +54,31 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device) -> AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op on CPU, where fp32 keeps results reproducible."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), where it runs ~2x fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype matmuls autocast to, or None for fp32. `auto` is bf16 on CUDA and on CPUs with
+    bf16 instructions. Either way a run is reproducible on one machine."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
+    """Autocast to `dtype`, or a no-op (fp32) when it is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def full_precision(device: torch.device) -> AbstractContextManager:
+    """fp32 inside an autocast region: teacher outputs are always computed in fp32, so that a cached
+    teacher and a live one give the same targets."""
+    return torch.autocast(device.type, enabled=False)
 
 
 def seed_everything(seed: int) -> None:
@@ -132,48 +172,75 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     max_grad_norm: float,
     device: torch.device,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    dtype: torch.dtype | None,
+    on_step: OnStep | None = None,
 ) -> dict[str, float]:
-    """One pass over `loader`; returns the mean of each loss term and the examples per second."""
+    """One pass over `loader`; returns the mean of each loss term and the examples per second.
+
+    `on_step(step, values, seconds)` gets each step's losses and where its wall time went: waiting
+    for the batch, the forward pass with the loss, the backward pass, and clipping with the optimizer
+    step. (On CUDA, kernels run asynchronously, so the laps move towards the next synchronising one.)
+    """
     model.train()
     sums: dict[str, float] = {}
     examples, started = 0, time.perf_counter()
+    clock = started
     for step, batch in enumerate(_on(loader, device)):
-        with autocast(device):
+        seconds: dict[str, float] = {}
+        clock = _lap(seconds, "batch", clock)
+        with autocast(device, dtype):
             terms = step_loss(batch)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"the training loss became {loss.item()} at step {step}")
+        clock = _lap(seconds, "forward", clock)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        clock = _lap(seconds, "backward", clock)
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
         scheduler.step()
         values = {name: term.item() for name, term in terms.items()}
+        clock = _lap(seconds, "optimizer", clock)
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
         examples += len(batch["labels"])
         if on_step is not None:
-            on_step(step, values)
+            on_step(step, values, seconds)
+        clock = time.perf_counter()
     steps = max(len(loader), 1)
     means = {name: total / steps for name, total in sums.items()}
     means["examples_per_second"] = examples / (time.perf_counter() - started)
     return means
 
 
+def _lap(seconds: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    seconds[name] = now - since
+    return now
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Cross-entropy and accuracy over every example of `loader`."""
+def evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    task: TaskSpec,
+    dtype: torch.dtype | None,
+) -> dict[str, float]:
+    """The task's metrics and the hard-label loss (CE, or MSE for regression) over every example."""
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
+    outputs, labels = [], []
     for batch in _on(loader, device):
-        with autocast(device):
-            logits = model(**model_inputs(batch)).logits.float()
-        labels = batch["labels"]
-        loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(-1) == labels).sum().item()
-        count += len(labels)
-    return {"loss": loss_sum / count, "accuracy": correct / count}
+        with autocast(device, dtype):
+            outputs.append(model(**model_inputs(batch)).logits.float().cpu())
+        labels.append(batch["labels"].cpu())
+    logits, truth = torch.cat(outputs), torch.cat(labels)
+    if task.regression:
+        loss = torch.nn.functional.mse_loss(logits[:, 0], truth.float())
+    else:
+        loss = torch.nn.functional.cross_entropy(logits, truth)
+    return {"loss": loss.item(), **scoring.score(task.metrics, logits.numpy(), truth.numpy())}
 
 
 def _on(loader: DataLoader, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
@@ -184,20 +251,28 @@ def _on(loader: DataLoader, device: torch.device) -> Iterator[dict[str, torch.Te
 def score_splits(
     model: torch.nn.Module,
     data: TaskData,
+    task: TaskSpec,
     tokenizer: PreTrainedTokenizerBase,
     device: torch.device,
+    dtype: torch.dtype | None,
     batch_size: int = 128,
     with_test: bool = True,
 ) -> dict[str, float]:
     """Scores on every evaluation set of a task, under the metric names the trials report."""
 
     def score(rows: datasets.Dataset) -> dict[str, float]:
-        return evaluate(model, make_loader(rows, tokenizer, batch_size, device), device)
+        return evaluate(model, make_loader(rows, tokenizer, batch_size, device), device, task, dtype)
 
     main = score(data.validation)
-    scores = {metrics.EVAL_ACCURACY: main["accuracy"], metrics.EVAL_LOSS: main["loss"]}
-    for name, rows in data.extra_validation.items():
-        scores[metrics.extra_eval_accuracy(name)] = score(rows)["accuracy"]
-    if with_test and data.test is not None:
-        scores[metrics.TEST_ACCURACY] = score(data.test)["accuracy"]
+    scores = {metrics.EVAL_LOSS: main.pop("loss")}
+    scores |= {metrics.scored(metrics.EVAL, name): value for name, value in main.items()}
+    sets = {metrics.EVAL: data.extra_validation, metrics.SELECTION: {"": data.selection}}
+    if with_test:
+        sets[metrics.TEST] = {"": data.test}
+    for where, named in sets.items():
+        for name, rows in named.items():
+            if rows is not None:
+                measured = score(rows)
+                measured.pop("loss")
+                scores |= {metrics.scored(where, metric, name): v for metric, v in measured.items()}
     return scores

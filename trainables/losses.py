@@ -1,4 +1,8 @@
-"""The distillation objective: hard-label CE, soft-target KL at temperature T, hidden-state cosine."""
+"""The distillation objective: hard-label CE, soft-target KL at temperature T, hidden-state cosine.
+
+A regression task (STS-B) has one output and no classes to soften: its hard term is the MSE against
+the label and its soft term the MSE against the teacher's output, with no temperature.
+"""
 
 from dataclasses import dataclass
 
@@ -40,14 +44,20 @@ def distillation_loss(
     weights: LossWeights,
     temperature: float,
     hidden: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    regression: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Return the weighted total and each unweighted term.
+    """Return the weighted total and each unweighted term ("ce" and "kd" are MSEs for regression).
 
     `hidden` is (student_hidden, teacher_hidden, attention_mask); it is needed only when
     `weights.cos` > 0, and the cosine term is reported as 0 when it is not computed.
     """
-    ce = F.cross_entropy(student_logits, labels)
-    kd = soft_target_kl(student_logits, teacher_logits, temperature)
+    if regression:
+        output = student_logits.squeeze(-1)
+        ce = F.mse_loss(output, labels.to(output.dtype))
+        kd = F.mse_loss(output, teacher_logits.squeeze(-1).to(output.dtype))
+    else:
+        ce = F.cross_entropy(student_logits, labels)
+        kd = soft_target_kl(student_logits, teacher_logits, temperature)
     cos = hidden_cosine_loss(*hidden) if weights.cos > 0 else torch.zeros_like(ce)
     total = weights.ce * ce + weights.kd * kd + weights.cos * cos
     return {"loss": total, "ce": ce, "kd": kd, "cos": cos}

@@ -21,25 +21,34 @@ class Reporter(Protocol):
     def report(self, metrics: dict, state: dict) -> None:
         """Publish one epoch's metrics with the checkpoint state that reproduces them."""
 
-    def step(self, global_step: int, values: dict[str, float]) -> None:
-        """Record one optimiser step's losses and learning rate."""
+    def step(self, global_step: int, values: dict[str, float], seconds: dict[str, float]) -> None:
+        """Record one optimiser step's losses and learning rate, and where its wall time went."""
+
+    def close(self) -> None:
+        """The trial is over (finished or failed): release what the reporter holds open."""
 
 
 class TuneReporter:
     """Reports through `tune.report` and resumes from `tune.get_checkpoint()`.
 
-    Per-step scalars go to a TensorBoard event file in the trial's working directory, which Ray
-    syncs into the trial folder beside its own per-epoch events.
+    Per-step scalars go to a TensorBoard event file in the trial's working directory (Ray makes it the
+    current directory of the trial's worker, also when it reuses the worker for another trial), which
+    Ray syncs into the trial folder beside its own per-epoch events.
     """
 
     def __init__(self) -> None:
         self._writer: SummaryWriter | None = None
 
-    def step(self, global_step: int, values: dict[str, float]) -> None:
+    def step(self, global_step: int, values: dict[str, float], seconds: dict[str, float]) -> None:
         if self._writer is None:
             self._writer = SummaryWriter(log_dir=".")
         for name, value in values.items():
             self._writer.add_scalar(f"step/{name}", value, global_step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def restore(self) -> dict | None:
         from ray import tune  # only here: trials outside Tune need no Ray
@@ -66,10 +75,13 @@ class LocalReporter:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.results: list[dict] = []
-        self.steps: list[tuple[int, dict[str, float]]] = []
+        self.steps: list[tuple[int, dict[str, float], dict[str, float]]] = []
 
-    def step(self, global_step: int, values: dict[str, float]) -> None:
-        self.steps.append((global_step, dict(values)))
+    def step(self, global_step: int, values: dict[str, float], seconds: dict[str, float]) -> None:
+        self.steps.append((global_step, dict(values), dict(seconds)))
+
+    def close(self) -> None:
+        pass
 
     def restore(self) -> dict | None:
         path = self.directory / STATE_FILE

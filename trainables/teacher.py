@@ -1,52 +1,68 @@
-"""The teacher: fine-tuned once per study, saved with its own accuracy, then loaded by every trial.
+"""The teacher: fine-tuned once per study, saved with its own scores, then loaded by every trial.
 
 A trial refuses a teacher whose classifier head was never trained: distilling from a random head
-teaches the student noise, and nothing downstream would show it.
+teaches the student noise, and nothing downstream would show it. A fine-tuned classifier whose label
+names are in another order than the task's (e.g. an MNLI checkpoint with 0 = contradiction) has its
+output rows put in the task's order, so that its outputs and the data's labels mean the same classes.
 """
 
+from __future__ import annotations
+
+import hashlib
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-)
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from trainables import loop
-from trainables.data import DataConfig, TaskData, load_task_data, task_spec
+from trainables.data import DataConfig, TaskData, TaskSpec, load_task_data, task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
+from trainables.settings import Count, Flag, Index, Positive, Text, check
 
 TEACHER_INFO = "teacher.json"
+WEIGHT_FILES = ("*.safetensors", "*.bin")
+_GENERIC_LABEL = re.compile(r"^label_\d+$")
 
 
 @dataclass
-class TeacherConfig:
+class TeacherSettings(loop.TrainingSettings):
     """How to fine-tune a base encoder into the study's teacher."""
 
-    base: str
+    base: Text | None = None
+    epochs: Count = 3
+    lr: Positive = 1e-4
+    seed: Index = 0
+    trust_remote_code: Flag = False
+
+
+@dataclass
+class TeacherConfig(TeacherSettings):
     data: DataConfig = field(default_factory=DataConfig)
-    epochs: int = 3
-    lr: float = 1e-4
-    batch_size: int = 32
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    trust_remote_code: bool = False
+    device: Text = "auto"
 
     def validate(self) -> None:
+        check(self, "teacher")
+        if not self.base:
+            raise ConfigError("No teacher base given: name a model folder or hub id.")
         self.data.validate()
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("Teacher epochs and batch_size must be at least 1.")
-        if self.lr <= 0:
-            raise ConfigError(f"Teacher lr must be positive, got {self.lr}.")
+
+
+def weights_hash(folder: str | Path) -> str:
+    """SHA-256 of a model folder's weight files (names and contents): the teacher's identity, in every
+    trial's results and in the key of its output cache. About 1 s per GB."""
+    digest = hashlib.sha256()
+    files = sorted(path for pattern in WEIGHT_FILES for path in Path(folder).expanduser().glob(pattern))
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def load_classifier(name: str, task: str, trust_remote_code: bool = False):
@@ -54,17 +70,23 @@ def load_classifier(name: str, task: str, trust_remote_code: bool = False):
     if not is_local(name):
         require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
     elif not Path(name).expanduser().is_dir():
-        raise ConfigError(f"Model folder {name} does not exist.")
-    num_labels = task_spec(task).num_labels
+        kind = "a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
+        raise ConfigError(f"Model folder {name} {kind}.")
+    spec = task_spec(task)
     saved = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     is_classifier = any("ForSequenceClassification" in a for a in saved.architectures or [])
-    if is_classifier and saved.num_labels != num_labels:
+    if is_classifier and saved.num_labels != spec.num_labels:
         raise ConfigError(
-            f"{name} is a {saved.num_labels}-way classifier but {task} has {num_labels} labels. "
+            f"{name} is a {saved.num_labels}-way classifier but {task} has {spec.num_labels} labels. "
             f"Use a teacher fine-tuned on {task}, or fine-tune one from a base encoder."
         )
+    extra = {"problem_type": "regression"} if spec.regression else {}
     model, info = AutoModelForSequenceClassification.from_pretrained(
-        name, num_labels=num_labels, output_loading_info=True, trust_remote_code=trust_remote_code
+        name,
+        num_labels=spec.num_labels,
+        output_loading_info=True,
+        trust_remote_code=trust_remote_code,
+        **extra,
     )
     tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     if len(tokenizer) > model.config.vocab_size:
@@ -72,7 +94,56 @@ def load_classifier(name: str, task: str, trust_remote_code: bool = False):
             f"The tokenizer of {name} has {len(tokenizer)} tokens but the model's vocabulary has "
             f"{model.config.vocab_size}: they do not belong together."
         )
+    if is_classifier and not info["missing_keys"]:
+        match_labels(model, spec, name)
     return model, tokenizer, sorted(info["missing_keys"])
+
+
+def label_order_note(model: PreTrainedModel, spec: TaskSpec) -> str | None:
+    """Why the teacher's label order cannot be checked (generic names), or None when it can."""
+    names = [str(model.config.id2label.get(i, "")) for i in range(spec.num_labels)]
+    if spec.regression or not all(_GENERIC_LABEL.match(_plain(n)) for n in names):
+        return None
+    return (
+        f"the teacher's labels are named {names} (generic), so their order cannot be checked against "
+        f"the task's ({', '.join(spec.label_names)}); make sure it was fine-tuned on data labelled that way."
+    )
+
+
+def match_labels(model: PreTrainedModel, spec: TaskSpec, name: str) -> None:
+    """Put the classifier's outputs in the task's label order, when its label names say otherwise."""
+    if spec.regression or label_order_note(model, spec):
+        return
+    names = [_plain(str(model.config.id2label.get(i, ""))) for i in range(spec.num_labels)]
+    wanted = [_plain(label) for label in spec.label_names]
+    if names == wanted:
+        return
+    if sorted(names) != sorted(wanted):
+        raise ConfigError(
+            f"{name} names its labels {names}, but the task's labels are {wanted} (in that order): they "
+            f"cannot be matched. Use a teacher fine-tuned on this task, or fix id2label in its config.json."
+        )
+    head = _output_layer(model, spec.num_labels, name)
+    order = torch.tensor([names.index(label) for label in wanted])
+    with torch.no_grad():
+        head.weight.copy_(head.weight[order])
+        if head.bias is not None:
+            head.bias.copy_(head.bias[order])
+    _name_labels(model, spec)
+
+
+def _plain(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def _output_layer(model: PreTrainedModel, num_labels: int, name: str) -> torch.nn.Linear:
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
+    if len(layers) != 1:
+        raise ConfigError(
+            f"{name}'s labels are in another order than the task's, and its output layer cannot be "
+            f"found to reorder them. Fix id2label/label2id and the head in the checkpoint."
+        )
+    return layers[0]
 
 
 def load_teacher(name: str, task: str, trust_remote_code: bool = False):
@@ -92,54 +163,50 @@ def load_teacher(name: str, task: str, trust_remote_code: bool = False):
 def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
     """Fine-tune `config.base` on the task, save it to `out_dir` with teacher.json, return the info."""
     config.validate()
+    spec = task_spec(config.data.task)
     device = loop.pick_device(config.device)
+    dtype = loop.autocast_dtype(config.precision, device)
     loop.seed_everything(config.seed)
     model, tokenizer, _ = load_classifier(config.base, config.data.task, config.trust_remote_code)
-    _name_labels(model, config.data.task)
+    _name_labels(model, spec)
     data = load_task_data(config.data, tokenizer)
     model.to(device)
-    total_steps = config.epochs * -(-len(data.train) // config.batch_size)
+    steps_per_epoch = -(-len(data.train) // config.batch_size)
     optimizer, scheduler = loop.make_optimizer(
-        model, config.lr, config.weight_decay, total_steps, config.warmup_ratio
+        model, config.lr, config.weight_decay, config.epochs * steps_per_epoch, config.warmup_ratio
     )
 
     def step_loss(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"loss": model(**loop.model_inputs(batch), labels=batch["labels"]).loss}
 
     history = []
-    steps_per_epoch = len(data.train) // config.batch_size + bool(len(data.train) % config.batch_size)
     for epoch in range(config.epochs):
         order = loop.make_loader(data.train, tokenizer, config.batch_size, device, config.seed * 1000 + epoch)
         progress = _progress(f"teacher epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
         train = loop.train_epoch(
-            model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device, progress
+            model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device, dtype, progress
         )
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": train["loss"],
-                **loop.score_splits(model, data, tokenizer, device),
-            }
-        )
+        scores = loop.score_splits(model, data, spec, tokenizer, device, None)
+        history.append({"epoch": epoch + 1, "train_loss": train["loss"], **scores})
         print(f"teacher epoch {epoch + 1}/{config.epochs}: {history[-1]}", flush=True)
     info = {
         **history[-1],
         "task": config.data.task,
         "base": config.base,
         "history": history,
-        "majority_accuracy": _majority(data),
+        "majority_accuracy": majority_accuracy(data, spec),
         "config": asdict(config),
     }
     _save(model.cpu(), tokenizer, info, Path(out_dir))
     return info
 
 
-def _progress(label: str, steps: int):
-    """Prints about ten progress lines per epoch: teacher fine-tuning runs outside Ray's table."""
+def _progress(label: str, steps: int) -> loop.OnStep:
+    """Prints about ten progress lines per epoch: teacher fine-tuning runs outside the trials' display."""
     every = max(1, steps // 10)
     started = time.perf_counter()
 
-    def on_step(step: int, values: dict[str, float]) -> None:
+    def on_step(step: int, values: dict[str, float], seconds: dict[str, float]) -> None:
         if (step + 1) % every == 0 or step + 1 == steps:
             elapsed = time.perf_counter() - started
             print(f"{label}: step {step + 1}/{steps}, loss {values['loss']:.4f}, {elapsed:.0f} s", flush=True)
@@ -147,16 +214,19 @@ def _progress(label: str, steps: int):
     return on_step
 
 
-def _majority(data: TaskData) -> float:
+def majority_accuracy(data: TaskData, spec: TaskSpec) -> float | None:
     """Accuracy of always predicting the training set's most common label, on validation."""
+    if spec.regression:
+        return None
     majority = torch.tensor(data.train["labels"]).mode().values.item()
     return sum(label == majority for label in data.validation["labels"]) / len(data.validation)
 
 
-def _name_labels(model: PreTrainedModel, task: str) -> None:
-    names = task_spec(task).label_names
-    model.config.id2label = dict(enumerate(names))
-    model.config.label2id = {name: i for i, name in enumerate(names)}
+def _name_labels(model: PreTrainedModel, spec: TaskSpec) -> None:
+    if spec.regression:
+        return
+    model.config.id2label = dict(enumerate(spec.label_names))
+    model.config.label2id = {name: i for i, name in enumerate(spec.label_names)}
 
 
 def _save(model: PreTrainedModel, tokenizer, info: dict, out_dir: Path) -> None:

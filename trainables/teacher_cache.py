@@ -2,10 +2,14 @@
 
 The teacher is frozen and runs in eval mode, so its logits and last hidden states are a pure function
 of (teacher weights, training rows, tokenizer, max length). They are stored beside the teacher under
-a key made of exactly those, with a checksum, so a stale or corrupt cache is rebuilt, never used.
+a key made of exactly those (the weights by their content hash, the rows by their token ids), with a
+checksum, so a stale or corrupt cache is rebuilt, never used.
+
+Teacher outputs are computed and kept in fp32, whatever precision the student trains in, so a trial
+that reads the cache and one that runs the teacher live get the same targets.
 
 Size: logits take examples × labels × 4 bytes; hidden states (only when the cosine term is on) take
-tokens × hidden × 2 bytes (fp16, no padding), e.g. 1000 SST-2 rows ≈ 25k tokens × 384 ≈ 19 MB. Caches
+tokens × hidden × 4 bytes (no padding), e.g. 1000 SST-2 rows ≈ 25k tokens × 384 ≈ 38 MB. Caches
 larger than `max_memory_bytes` are memory-mapped from disk instead of loaded into RAM.
 """
 
@@ -23,10 +27,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainables import loop
 from trainables.data import DataConfig, load_train_rows
-from trainables.teacher import load_teacher
+from trainables.teacher import load_teacher, weights_hash
 
 CACHE_DIR = "teacher_cache"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_MAX_MEMORY_BYTES = 2 * 1024**3
 
 
@@ -35,7 +39,7 @@ class TeacherOutputs:
     """Per-example teacher logits, and optionally last hidden states without padding."""
 
     logits: np.ndarray  # [examples, labels] float32
-    hidden: np.ndarray | None  # [total tokens, hidden] float16, examples back to back
+    hidden: np.ndarray | None  # [total tokens, hidden] float32, examples back to back
     offsets: np.ndarray | None  # [examples + 1] start of each example in `hidden`
 
     def batch(
@@ -47,34 +51,43 @@ class TeacherOutputs:
         if self.hidden is None:
             return logits, None
         width, size = attention_mask.shape[1], self.hidden.shape[1]
-        padded = np.zeros((len(rows), width, size), dtype=np.float16)
+        padded = np.zeros((len(rows), width, size), dtype=np.float32)
         for i, row in enumerate(rows):
             start, end = self.offsets[row], self.offsets[row + 1]
             padded[i, : end - start] = self.hidden[start:end]
         return logits, torch.from_numpy(padded).to(device)
 
 
-def cache_key(teacher_dir: str, rows: datasets.Dataset, with_hidden: bool) -> str:
-    """Names the teacher weights, the exact token ids and whether hidden states are kept."""
+def cache_key(teacher_hash: str, rows: datasets.Dataset, with_hidden: bool) -> str:
+    """Names the teacher weights (their content hash), the exact token ids and whether hidden states
+    are kept."""
     digest = hashlib.sha256()
-    digest.update(f"v{FORMAT_VERSION}:{with_hidden}:".encode())
-    for weights in sorted(Path(teacher_dir).glob("*.safetensors")) + sorted(Path(teacher_dir).glob("*.bin")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}".encode())
+    digest.update(f"v{FORMAT_VERSION}:{with_hidden}:{teacher_hash}:".encode())
     for ids in rows["input_ids"]:
         digest.update(np.asarray(ids, dtype=np.int64).tobytes() + b"|")
     return digest.hexdigest()[:24]
 
 
 def build_for_study(teacher_dir: str, data: DataConfig, with_hidden: bool, device: str = "auto") -> None:
-    """Build the training-set cache once, before any trial, so concurrent trials only read it."""
+    """Build the cache of the students' training rows once, before any trial, so that concurrent
+    trials only read it."""
     teacher, tokenizer, _ = load_teacher(teacher_dir, data.task)
     rows = load_train_rows(data, tokenizer)
-    load_or_build(teacher, teacher_dir, rows, tokenizer, with_hidden, loop.pick_device(device))
+    load_or_build(
+        teacher,
+        teacher_dir,
+        weights_hash(teacher_dir),
+        rows,
+        tokenizer,
+        with_hidden,
+        loop.pick_device(device),
+    )
 
 
 def load_or_build(
     teacher: PreTrainedModel,
     teacher_dir: str,
+    teacher_hash: str,
     rows: datasets.Dataset,
     tokenizer: PreTrainedTokenizerBase,
     with_hidden: bool,
@@ -82,7 +95,7 @@ def load_or_build(
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
 ) -> TeacherOutputs:
     """The cached outputs for `rows`, building (or rebuilding) them if missing or invalid."""
-    folder = Path(teacher_dir) / CACHE_DIR / cache_key(teacher_dir, rows, with_hidden)
+    folder = Path(teacher_dir) / CACHE_DIR / cache_key(teacher_hash, rows, with_hidden)
     outputs = _load(folder, len(rows), max_memory_bytes)
     if outputs is None:
         _write(folder, _compute(teacher, rows, tokenizer, with_hidden, device))
@@ -102,12 +115,12 @@ def _compute(
     logits, pieces, lengths = [], [], []
     for batch in loop.make_loader(rows, tokenizer, 64, device):
         batch = loop.to_device(batch, device)
-        with loop.autocast(device):
+        with loop.full_precision(device):
             out = teacher(**loop.model_inputs(batch), output_hidden_states=with_hidden)
         logits.append(out.logits.float().cpu())
         if with_hidden:
             mask = batch["attention_mask"].bool()
-            pieces.append(out.hidden_states[-1][mask].half().cpu())
+            pieces.append(out.hidden_states[-1][mask].float().cpu())
             lengths.append(mask.sum(1).cpu())
     hidden = offsets = None
     if with_hidden:

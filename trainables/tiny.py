@@ -1,6 +1,8 @@
 """A tiny offline world: a synthetic sentiment task and a small BERT that fits it in seconds.
 
-It lets the smoke study and the tests run the whole pipeline with no network and no downloads.
+It lets the smoke study and the tests run the whole pipeline with no network and no downloads. The
+task can take the shape of any GLUE task (its columns and labels): a pair task gets a second,
+uninformative sentence, and a regression task (STS-B) a score in [0, 5] that grows with the sentiment.
 """
 
 import json
@@ -38,18 +40,32 @@ SPLIT_SIZES = {"train": 512, "validation": 256, "test": 256}
 LABEL_NOISE = 0.1  # keeps accuracies below 1.0 so strategies can differ
 
 
-def write_sentiment_task(directory: str | Path, seed: int = 0) -> dict[str, str]:
-    """Write SST-2-shaped JSON-lines splits (sentence, label, idx); return split → path."""
+def write_sentiment_task(directory: str | Path, seed: int = 0, task: str = "sst2") -> dict[str, str]:
+    """Write JSON-lines splits in the columns of `task` (default SST-2's: sentence, label, idx);
+    return split → path."""
+    from trainables.data import task_spec
+
+    spec = task_spec(task)
     rng = random.Random(seed)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, size in SPLIT_SIZES.items():
         path = directory / f"{split}.jsonl"
-        rows = [_sentence(rng, idx) for idx in range(size)]
+        rows = [_shaped(_sentence(rng, idx), spec.text_columns, spec.regression, rng) for idx in range(size)]
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
         paths[split] = str(path)
     return paths
+
+
+def _shaped(row: dict, columns: tuple[str, ...], regression: bool, rng: random.Random) -> dict:
+    """The row in a task's columns: the sentence first, filler in any second column."""
+    shaped = {columns[0]: row["sentence"], "label": row["label"], "idx": row["idx"]}
+    if len(columns) > 1:
+        shaped[columns[1]] = " ".join(rng.choices(FILLER, k=4))
+    if regression:
+        shaped["label"] = round(4.0 * row["label"] + rng.random(), 3)
+    return shaped
 
 
 def _sentence(rng: random.Random, idx: int) -> dict:

@@ -1,0 +1,104 @@
+"""The Ray instance a study runs on: a local one of the requested size, or a running cluster.
+
+A cluster address that does not answer fails within seconds with a message, instead of Ray's own
+retry loop.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sweep.checks import worker_env
+from sweep.config import StudyConfig, check_resources, default_gpus_per_trial, local_gpus
+from trainables.errors import ConfigError
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Cluster:
+    """What one trial gets, once Ray knows the cluster."""
+
+    cpus_per_trial: float
+    gpus_per_trial: float
+    cpus: float
+    gpus: float
+    node_cpus: float  # the largest node's CPUs: the teacher stage runs alone and takes them all
+
+    @property
+    def concurrent(self) -> int:
+        """How many trials fit at once."""
+        fits = [self.cpus / self.cpus_per_trial]
+        if self.gpus_per_trial > 0:
+            fits.append(self.gpus / self.gpus_per_trial)
+        return max(1, int(min(fits) + 1e-9))
+
+
+def check_address(address: str) -> None:
+    """Refuse an address where no Ray head listens, naming it and how to start one."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"No Ray cluster answers at --address {address} ({error}). Start a head there with "
+            f"`ray start --head --port=<port>`, or leave out --address to run on this machine."
+        ) from None
+
+
+@contextmanager
+def ray_cluster(config: StudyConfig, log_to_driver: bool = True) -> Iterator[Cluster]:
+    """A local Ray instance of the requested size, or the cluster at --address; shut down after."""
+    import ray
+
+    res = config.resources
+    env = worker_env(config)
+    runtime_env = {"env_vars": env} if env else None
+    if res.address:
+        check_address(res.address)
+        ray.init(address=res.address, runtime_env=runtime_env, log_to_driver=log_to_driver)
+    else:
+        gpus = local_gpus(res)
+        cpus = int(res.cpus) if res.cpus else None
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            num_gpus=int(gpus),
+            runtime_env=runtime_env,
+            include_dashboard=False,
+            log_to_driver=log_to_driver,
+        )
+    try:
+        total = ray.cluster_resources()
+        cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+        check_resources(res, cpus=cpus, gpus=gpus)
+        node_cpus = max(node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"])
+        cluster = Cluster(res.cpus_per_trial, default_gpus_per_trial(res, gpus), cpus, gpus, node_cpus)
+        print(f"Ray: {cpus:g} CPUs, {gpus:g} GPUs; up to {cluster.concurrent} trials at once.", flush=True)
+        with _pending_trials(cluster.concurrent):
+            yield cluster
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def _pending_trials(count: int) -> Iterator[None]:
+    """Let a search algorithm keep as many trials pending as fit at once (Ray's default is one,
+    which leaves the cluster idle while each trial starts)."""
+    settings = {
+        "TUNE_MAX_PENDING_TRIALS_PG": str(count),
+        # Every epoch checkpoints, so Ray snapshots often; on short trials it warns each time.
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    }
+    previous = {key: os.environ.get(key) for key in settings}
+    os.environ.update({key: previous[key] or value for key, value in settings.items()})
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)

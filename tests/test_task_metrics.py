@@ -1,0 +1,104 @@
+"""Each GLUE task's own metrics, and a regression task (STS-B) trained and distilled end to end."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from trainables import metrics
+from trainables.config import TrialConfig
+from trainables.data import DataConfig, task_spec
+from trainables.distill import run_trial
+from trainables.losses import LossWeights, distillation_loss
+from trainables.scoring import score
+from trainables.teacher import TeacherConfig, finetune_teacher
+from trainables.tiny import write_sentiment_task, write_tiny_encoder
+
+LABELS = np.array([1, 1, 0, 0, 1, 0, 1, 0])
+PREDICTED = np.array([1, 0, 0, 1, 1, 0, 1, 1])  # tp 3, fn 1, fp 2, tn 2
+
+
+def as_logits(classes: np.ndarray) -> np.ndarray:
+    return np.eye(2)[classes]
+
+
+def test_classification_metrics_match_their_definitions() -> None:
+    scores = score((metrics.ACCURACY, metrics.F1, metrics.MATTHEWS), as_logits(PREDICTED), LABELS)
+    tp, fn, fp, tn = 3, 1, 2, 2
+    assert scores[metrics.ACCURACY] == pytest.approx(5 / 8)
+    assert scores[metrics.F1] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    mcc = (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert scores[metrics.MATTHEWS] == pytest.approx(mcc)
+
+
+def test_regression_metrics_are_scipys_correlations() -> None:
+    labels = np.array([0.5, 1.0, 2.5, 3.0, 4.8])
+    outputs = np.array([[0.7], [0.9], [2.0], [3.5], [4.0]])
+    scores = score((metrics.PEARSON, metrics.SPEARMAN), outputs, labels)
+    assert scores[metrics.PEARSON] == pytest.approx(stats.pearsonr(labels, outputs[:, 0]).statistic)
+    assert scores[metrics.SPEARMAN] == pytest.approx(1.0)
+
+
+def test_constant_outputs_score_zero_not_nan() -> None:
+    """A student stuck on one output ranks last instead of dropping out of the ranking."""
+    regression = score((metrics.PEARSON, metrics.SPEARMAN), np.ones((4, 1)), np.array([0.0, 1.0, 2.0, 3.0]))
+    assert regression == {metrics.PEARSON: 0.0, metrics.SPEARMAN: 0.0}
+    assert score((metrics.MATTHEWS, metrics.F1), as_logits(np.zeros(8, int)), LABELS) == {
+        metrics.MATTHEWS: 0.0,
+        metrics.F1: 0.0,
+    }
+
+
+def test_each_task_names_its_metrics_main_first() -> None:
+    assert task_spec("cola").main_metric == metrics.MATTHEWS
+    assert task_spec("mrpc").metrics == (metrics.F1, metrics.ACCURACY) == task_spec("qqp").metrics
+    assert task_spec("stsb").metrics == (metrics.PEARSON, metrics.SPEARMAN) and task_spec("stsb").regression
+    assert task_spec("mnli").metrics == (metrics.ACCURACY,)
+
+
+def test_regression_loss_is_mse_to_the_label_and_to_the_teacher_without_temperature() -> None:
+    student = torch.tensor([[1.0], [2.0], [4.0]])
+    teacher = torch.tensor([[1.5], [2.0], [3.0]])
+    labels = torch.tensor([0.0, 2.0, 5.0])
+    terms = distillation_loss(student, teacher, labels, LossWeights(0.3, 0.7, 0.0), 4.0, regression=True)
+    assert terms["ce"].item() == pytest.approx((1 + 0 + 1) / 3)
+    assert terms["kd"].item() == pytest.approx((0.25 + 0 + 1) / 3)
+    assert terms["loss"].item() == pytest.approx(0.3 * 2 / 3 + 0.7 * 1.25 / 3)
+
+
+@pytest.fixture(scope="module")
+def stsb(tmp_path_factory) -> tuple[str, DataConfig]:
+    root = tmp_path_factory.mktemp("stsb")
+    paths = write_sentiment_task(root / "data", task="stsb")
+    data = DataConfig(task="stsb", train=paths["train"], validation=paths["validation"], test=paths["test"])
+    base = write_tiny_encoder(root / "base")
+    spec = TeacherConfig(base=base, data=data, epochs=4, lr=3e-3, batch_size=16, warmup_ratio=0.0)
+    finetune_teacher(spec, root / "teacher")
+    return str(root / "teacher"), data
+
+
+def test_a_regression_teacher_and_student_learn_the_scores(stsb: tuple[str, DataConfig]) -> None:
+    teacher, data = stsb
+    (first, last) = run_trial(
+        TrialConfig(
+            teacher=teacher, data=data, strategy="bottom", student_layers=2, epochs=2, lr=3e-3, batch_size=16
+        )
+    )
+    # One label in ten is flipped, so even a perfect model correlates at about 0.76.
+    assert last["teacher_pearson"] > 0.7
+    for where in (metrics.EVAL, metrics.TEST, metrics.INIT, metrics.TEACHER):
+        assert (
+            metrics.scored(where, metrics.PEARSON) in last and metrics.scored(where, metrics.SPEARMAN) in last
+        )
+    assert last["eval_pearson"] > 0.7 and last["eval_pearson"] >= first["init_pearson"]
+    assert metrics.EVAL_ACCURACY not in last
+
+
+def test_tiny_tasks_take_the_columns_of_any_glue_task(tmp_path: Path) -> None:
+    from trainables.data import load_rows
+
+    for task in ("mrpc", "cola", "stsb", "qnli"):
+        rows = load_rows(task, write_sentiment_task(tmp_path / task, task=task)["validation"])
+        assert set(task_spec(task).text_columns) <= set(rows.column_names)

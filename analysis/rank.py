@@ -32,7 +32,7 @@ from analysis.report import console_table
 from analysis.results import InputError, Results, load_results, merge_results, resolve_input
 from analysis.stats import Ranking, rank_strategies
 from analysis.values import REDUCTIONS, full_budget, trial_values
-from trainables.metrics import EVAL, EVAL_ACCURACY, STRATEGY, direction, scored
+from trainables.metrics import EVAL, EVAL_ACCURACY, SELECTION, STRATEGY, direction, scored
 
 # ranking.csv, one row per strategy (per aggregation where a stage is ranked twice), best first.
 COLUMNS = [
@@ -118,7 +118,24 @@ def rank_results(
         ranking = rank_strategies(sample.rows, mode, strategies, sample.block_name)
         table = _full_table(ranking, sample, values, metric)
         ranked.append(Ranked(sample, replace(ranking, table=table)))
+    notes += selection_notes(results, ranked)
     return Study(results, stage, metric, mode, reduce, ranked, notes, budget)
+
+
+def selection_notes(results: Results, ranked: list[Ranked]) -> list[str]:
+    """Whether the tuned settings were chosen on rows apart from the ones ranked (selection_*)."""
+    if not any(r.sample.aggregation == TUNED_SETTING for r in ranked):
+        return []
+    if any(str(column).startswith(f"{SELECTION}_") for column in results.trials):
+        return [
+            "The tuned settings were selected on rows held apart for selection (selection_* metrics); "
+            "the rankings compare rows on which no choice was made."
+        ]
+    return [
+        "The tuned settings were selected on the same validation rows this ranking compares (the study "
+        "had no selection rows): the tuned ranking reuses its selection rows, which favours whichever "
+        "strategy the search favoured."
+    ]
 
 
 def _full_table(ranking: Ranking, sample: Sample, values: pd.DataFrame, metric: str) -> pd.DataFrame:

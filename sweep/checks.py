@@ -7,6 +7,7 @@ study is refused for exactly the reasons a trial would fail, minutes earlier.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -19,9 +20,10 @@ from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
 from trainables.layers import rule_layers
 from trainables.metrics import every_epoch
-from trainables.teacher import TeacherConfig, TeacherSettings
+from trainables.teacher import TeacherConfig, TeacherSettings, check_head
 
 HUB_TEST_SPLITS = ("test", "test_matched", "test_mismatched")
+CONNECT_TIMEOUT_S = 5.0
 TINY_DIR = "tiny"
 TINY_SPEC = "tiny.json"
 
@@ -98,6 +100,8 @@ def check_study(config: StudyConfig) -> Checked:
     """Every check, cheapest first; raises ConfigError with a message for the user."""
     config.check()
     check_metric(config)
+    if config.resources.address:
+        check_address(config.resources.address)
     if not config.teacher.base:
         raise ConfigError("No teacher given: set teacher.base (or --teacher) to a model folder or hub id.")
     base_config = model_config(config.teacher.base, config.teacher.trust_remote_code)
@@ -113,6 +117,18 @@ def check_study(config: StudyConfig) -> Checked:
     check_sources(config)
     sizes = parameter_counts(base_config, config.data.task, config.trial.student_layers)
     return Checked(depth, layers, finetune, *sizes)
+
+
+def check_address(address: str) -> None:
+    """Refuse an address where no Ray head listens, naming it and how to start one."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"No Ray cluster answers at --address {address} ({error}). Start a head there with "
+            f"`ray start --head --port=<port>`, or leave out --address to run on this machine."
+        ) from None
 
 
 def check_metric(config: StudyConfig) -> None:
@@ -165,9 +181,7 @@ def needs_finetune(config: StudyConfig, base_config) -> bool:
     """Fine-tune unless `base` already classifies the task (or `finetune` says otherwise)."""
     choice = config.teacher.finetune
     num_labels = task_spec(config.data.task).num_labels
-    architectures = getattr(base_config, "architectures", None) or []
-    is_classifier = any("ForSequenceClassification" in a for a in architectures)
-    ready = is_classifier and base_config.num_labels == num_labels
+    ready = check_head(base_config, config.teacher.base, config.data.task)
     if choice == "auto":
         return not ready
     if choice is False and not ready:

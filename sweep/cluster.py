@@ -6,28 +6,27 @@ retry loop.
 
 from __future__ import annotations
 
+import logging
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sweep.checks import worker_env
 from sweep.config import StudyConfig, check_resources, default_gpus_per_trial, local_gpus
-from trainables.errors import ConfigError
-
-CONNECT_TIMEOUT_S = 5.0
+from sweep.console import QUIET_WORKERS, route_ray_logs
 
 
 @dataclass
 class Cluster:
-    """What one trial gets, once Ray knows the cluster."""
+    """What one trial gets, once Ray knows the cluster, and whether Ray's own output is shown."""
 
     cpus_per_trial: float
     gpus_per_trial: float
     cpus: float
     gpus: float
     node_cpus: float  # the largest node's CPUs: the teacher stage runs alone and takes them all
+    verbose: bool = False
 
     @property
     def concurrent(self) -> int:
@@ -38,28 +37,20 @@ class Cluster:
         return max(1, int(min(fits) + 1e-9))
 
 
-def check_address(address: str) -> None:
-    """Refuse an address where no Ray head listens, naming it and how to start one."""
-    host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except (OSError, ValueError) as error:
-        raise ConfigError(
-            f"No Ray cluster answers at --address {address} ({error}). Start a head there with "
-            f"`ray start --head --port=<port>`, or leave out --address to run on this machine."
-        ) from None
-
-
 @contextmanager
-def ray_cluster(config: StudyConfig, log_to_driver: bool = True) -> Iterator[Cluster]:
-    """A local Ray instance of the requested size, or the cluster at --address; shut down after."""
+def ray_cluster(config: StudyConfig, verbose: bool = False, log_to_driver: bool = True) -> Iterator[Cluster]:
+    """A local Ray instance of the requested size, or the cluster at --address; shut down after.
+
+    Unless `verbose`, Ray logs to `<study>/ray.log` and the workers keep the libraries' progress
+    bars to themselves (what the console shows instead is `sweep.console`'s)."""
     import ray
 
     res = config.resources
-    env = worker_env(config)
+    env = worker_env(config) | ({} if verbose else QUIET_WORKERS)
     runtime_env = {"env_vars": env} if env else None
+    if not verbose:
+        route_ray_logs(config.local_dir)
     if res.address:
-        check_address(res.address)
         ray.init(address=res.address, runtime_env=runtime_env, log_to_driver=log_to_driver)
     else:
         gpus = local_gpus(res)
@@ -71,13 +62,15 @@ def ray_cluster(config: StudyConfig, log_to_driver: bool = True) -> Iterator[Clu
             runtime_env=runtime_env,
             include_dashboard=False,
             log_to_driver=log_to_driver,
+            logging_level=logging.INFO if verbose else logging.WARNING,
         )
     try:
         total = ray.cluster_resources()
         cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
         check_resources(res, cpus=cpus, gpus=gpus)
         node_cpus = max(node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"])
-        cluster = Cluster(res.cpus_per_trial, default_gpus_per_trial(res, gpus), cpus, gpus, node_cpus)
+        per_gpu = default_gpus_per_trial(res, gpus)
+        cluster = Cluster(res.cpus_per_trial, per_gpu, cpus, gpus, node_cpus, verbose)
         print(f"Ray: {cpus:g} CPUs, {gpus:g} GPUs; up to {cluster.concurrent} trials at once.", flush=True)
         with _pending_trials(cluster.concurrent):
             yield cluster

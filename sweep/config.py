@@ -117,7 +117,7 @@ class ReplicateSpec:
 @dataclass
 class Resources:
     address: Text | None = None
-    cpus: Positive | None = None
+    cpus: Count | None = None
     gpus: NonNegative | None = None
     cpus_per_trial: Positive = 1.0
     gpus_per_trial: NonNegative | None = None  # null: 1 when the cluster has GPUs, else 0

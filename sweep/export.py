@@ -17,7 +17,7 @@ import torch
 from trainables import loop, metrics
 from trainables.config import SEARCHED
 from trainables.data import DataConfig, load_split
-from trainables.reporting import STATE_FILE
+from trainables.reporting import load_state
 from trainables.student import build_student
 from trainables.teacher import load_teacher
 
@@ -33,7 +33,7 @@ def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: 
     config = trial.config
     teacher, tokenizer, _ = load_teacher(teacher_path, config["data"]["task"], config["trust_remote_code"])
     with trial.checkpoint.as_directory() as directory:
-        state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+        state = load_state(Path(directory))
     text = state["constants"][metrics.TEACHER_LAYERS]
     layers = [int(layer) for layer in text.split(",")] if text else []
     student = build_student(teacher, layers, num_layers=config["student_layers"])

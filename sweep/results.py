@@ -51,14 +51,19 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def best_trial(results: StageResults, metric: str, strategy: str | None = None):
-    """The finished trial (of `strategy`, if given) with the best final value of `metric`, preferring
-    trials that ran their full budget (not stopped early by ASHA); None if there is none."""
-    trials = results.finished(metric, strategy)
-    if not trials:
-        return None
+def ranked_trials(results: StageResults, metric: str, strategy: str | None = None) -> list:
+    """The finished trials (of `strategy`, if given), best final value of `metric` first, those that
+    ran their full budget (not stopped early by ASHA) before the others."""
     sign = 1 if direction(metric) == "max" else -1
-    return max(trials, key=lambda t: (t.last_result.get(EPOCH, 0), sign * t.last_result[metric]))
+    trials = results.finished(metric, strategy)
+    return sorted(
+        trials, key=lambda t: (t.last_result.get(EPOCH, 0), sign * t.last_result[metric]), reverse=True
+    )
+
+
+def best_trial(results: StageResults, metric: str, strategy: str | None = None):
+    """The first of `ranked_trials`, or None."""
+    return next(iter(ranked_trials(results, metric, strategy)), None)
 
 
 def best_hyperparameters(

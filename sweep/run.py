@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--dry-run", action="store_true", help="print the planned trials and exit")
     out.add_argument("--format", choices=("text", "json"), default="text", help="--dry-run output format")
+    out.add_argument("--verbose", action="store_true", help="show Ray's own console output and logs")
     return parser
 
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         with claimed(config.local_dir):
             if not resumed:
                 refuse_existing(config)
-            return run(config, resumed)
+            return run(config, resumed, args.verbose)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -187,7 +188,7 @@ def dry_run(config: StudyConfig, output: str = "text") -> int:
     return 0
 
 
-def run(config: StudyConfig, resumed: bool) -> int:
+def run(config: StudyConfig, resumed: bool, verbose: bool = False) -> int:
     """Check everything, then run the study."""
     from sweep import plan, stages
     from sweep.checks import check_study, local_caches, prepare_tiny
@@ -198,7 +199,7 @@ def run(config: StudyConfig, resumed: bool) -> int:
         print("\n".join(plan.summary(config, checked)), flush=True)
         if not resumed:
             stages.write_study_file(config)
-        return stages.run_study(config, checked)
+        return stages.run_study(config, checked, verbose)
 
 
 if __name__ == "__main__":

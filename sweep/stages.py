@@ -41,11 +41,11 @@ def write_study_file(config: StudyConfig) -> Path:
     return path
 
 
-def run_study(config: StudyConfig, checked: Checked) -> int:
+def run_study(config: StudyConfig, checked: Checked, verbose: bool = False) -> int:
     """Every stage the config names, then ranking, best student and speed. Returns an exit status:
     0 when the trials ran and are ranked (a plot or report that cannot be drawn is only a warning)."""
     try:
-        with ray_cluster(config) as cluster:
+        with ray_cluster(config, verbose) as cluster:
             final = run_stages(config, checked, cluster)
             ranked = finish(config, final)
     except Interrupted as stop:
@@ -70,7 +70,8 @@ def run_stages(config: StudyConfig, checked: Checked, cluster: Cluster) -> resul
             settings["fixed"] = fixed
     if "replicate" in config.stages:
         space = spaces.replicate_space(config, base, teacher, settings)
-        last = run_tune_stage(config, "replicate", cluster, space, replicate_tuner)
+        total = len(config.strategies) * len(settings) * len(config.seeds)
+        last = run_tune_stage(config, "replicate", cluster, space, replicate_tuner, total)
     return last
 
 
@@ -87,7 +88,7 @@ def run_search(config: StudyConfig, cluster: Cluster, teacher: dict, base: dict)
                 config, cluster, space, folder, spaces.search_space(config, teacher, chosen), chosen
             )
 
-        parts.append(run_tune_stage(config, folder, cluster, space, make))
+        parts.append(run_tune_stage(config, folder, cluster, space, make, config.search.num_samples))
     if len(groups) > 1:
         write_trials_csv(load_results(config.local_dir / "search"), config.local_dir / "search" / TRIALS_CSV)
     paths = [path for part in parts for path in part.paths]
@@ -149,20 +150,25 @@ def trainable(cluster: Cluster):
     return tune.with_resources(distill_trial, {"cpu": cluster.cpus_per_trial, "gpu": cluster.gpus_per_trial})
 
 
-def run_config(config: StudyConfig, folder: str):
+def run_config(config: StudyConfig, folder: str, cluster: Cluster, metric: str):
+    """Where an experiment lives, how it recovers, and what it shows: unless verbose, a progress bar
+    and a line per finished trial instead of Ray's console table."""
     from ray import tune
 
+    from sweep.console import Progress
     from sweep.tensorboard import StudyTBXLogger
 
+    shown = [] if cluster.verbose else [Progress(folder, metric)]
     return tune.RunConfig(
         name=folder,
+        verbose=2 if cluster.verbose else 0,
         storage_path=config.study_dir,
         failure_config=tune.FailureConfig(max_failures=config.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=config.keep_checkpoints),
         # Files a trial writes in its working directory (e.g. per-step TensorBoard events) are
         # copied into its trial folder beside Ray's own.
         sync_config=tune.SyncConfig(sync_artifacts=True),
-        callbacks=[StudyTBXLogger()],
+        callbacks=[StudyTBXLogger(), *shown],
     )
 
 
@@ -181,6 +187,7 @@ def search_tuner(
         cluster,
         base,
         folder,
+        metric,
         search_alg=OptunaSearch(
             space=space,
             metric=metric,
@@ -202,10 +209,10 @@ def search_tuner(
 
 def replicate_tuner(config: StudyConfig, cluster: Cluster, space: dict, folder: str):
     """Every strategy x setting x seed at the strategy's hyper-parameters; seeds fix the data order."""
-    return _tuner(config, cluster, space, folder)
+    return _tuner(config, cluster, space, folder, config.ranked_metric)
 
 
-def _tuner(config: StudyConfig, cluster: Cluster, space: dict, folder: str, **search):
+def _tuner(config: StudyConfig, cluster: Cluster, space: dict, folder: str, metric: str, **search):
     """A Tuner for one experiment; `search` adds the search algorithm (which knows the metric), the
     scheduler and the sample count. Workers are reused from trial to trial, keeping the teacher and
     data loaded."""
@@ -220,7 +227,10 @@ def _tuner(config: StudyConfig, cluster: Cluster, space: dict, folder: str, **se
         **search,
     )
     return tune.Tuner(
-        trainable(cluster), param_space=space, tune_config=tune_config, run_config=run_config(config, folder)
+        trainable(cluster),
+        param_space=space,
+        tune_config=tune_config,
+        run_config=run_config(config, folder, cluster, metric),
     )
 
 
@@ -250,21 +260,33 @@ def finish(config: StudyConfig, final: results.StageResults) -> bool:
 
 
 def export_best(config: StudyConfig, final: results.StageResults, top: str | None) -> None:
-    """The best seed of the top-ranked strategy as a Hugging Face folder, and its speed."""
+    """The best seed of the top-ranked strategy as a Hugging Face folder, and its speed. A trial whose
+    checkpoint cannot be read is named and passed over for the next best."""
+    from trainables.reporting import UnreadableCheckpoint
+
     local, metric = config.local_dir, config.ranked_metric
-    best = results.best_trial(final, metric, top) if top else None
-    if best is None or best.checkpoint is None:
-        print(f"No finished {final.stage} trial with a checkpoint: no best student to export.")
-        return
     teacher = json.loads((local / "teacher" / "stage.json").read_text())["path"]
     student_dir = local / export.BEST_STUDENT
-    export.export_student(
-        best, teacher, student_dir, metric, f"the best seed of {top}, the top-ranked strategy"
+    for place, trial in enumerate(results.ranked_trials(final, metric, top) if top else []):
+        if trial.checkpoint is None:
+            continue
+        which = (
+            f"the {'best' if place == 0 else f'number {place + 1}'} seed of {top}, the top-ranked strategy"
+        )
+        try:
+            export.export_student(trial, teacher, student_dir, metric, which)
+        except UnreadableCheckpoint as error:
+            print(f"Best student: {trial.trial_id} ({top}, seed {trial.config.get('seed')}): {error}")
+            continue
+        speed = export.measure_speed(
+            teacher, student_dir, config.data, config.export.speed_batch_size, config.export.speed_batches
+        )
+        export.write_speed(speed, local)
+        return
+    print(
+        f"No finished {final.stage} trial of the top-ranked strategy has a readable checkpoint: "
+        "no best student."
     )
-    speed = export.measure_speed(
-        teacher, student_dir, config.data, config.export.speed_batch_size, config.export.speed_batches
-    )
-    export.write_speed(speed, local)
 
 
 def _load_state(config: StudyConfig) -> dict:

@@ -234,3 +234,18 @@ def test_trials_of_an_unknown_setting_beside_both_settings_exit_2(tmp_path, caps
     rows = two_settings(3) + [trial("top", 9, 0.8)]  # an older trial without config/setting
     assert main([str(write_csv(tmp_path / "t.csv", rows)), "--out", str(tmp_path / "r.csv")]) == 2
     assert "1 of them name another config/setting (nan)" in capsys.readouterr().err
+
+
+def test_the_report_says_whether_the_tuned_settings_were_selected_on_the_ranked_rows(tmp_path):
+    """Without selection rows the search chose on the validation rows the ranking then compares."""
+    reused = rank_into(write_csv(tmp_path / "a.csv", two_settings()), tmp_path / "a")
+    assert any("reuses its selection rows" in note for note in reused.notes)
+    assert "reuses its selection rows" in (tmp_path / "a" / "report.md").read_text()
+    apart = [row | {"selection_accuracy": row["eval_accuracy"] - 0.01} for row in two_settings()]
+    separate = rank_into(write_csv(tmp_path / "b.csv", apart), tmp_path / "b")
+    assert any("no choice was made" in note for note in separate.notes)
+    fixed_only = [row for row in two_settings() if row["config/setting"] == "fixed"]
+    assert not any(
+        "selected" in note
+        for note in rank_into(write_csv(tmp_path / "c.csv", fixed_only), tmp_path / "c").notes
+    )

@@ -107,3 +107,21 @@ def test_length_grouped_batches_pad_less_and_keep_the_seed_order(
     assert sorted(order(1, True)) == list(range(512))
     padded = {grouped: sum(b["input_ids"].numel() for b in batches(1, grouped)) for grouped in (True, False)}
     assert padded[True] < padded[False]
+
+
+def test_an_unreadable_checkpoint_is_named_and_the_trial_starts_again(
+    tiny_teacher: str, tiny_task: DataConfig, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from trainables.reporting import STATE_FILE
+
+    uninterrupted = run_trial(trial(tiny_teacher, tiny_task, seed=2))
+    crashing = trial(tiny_teacher, tiny_task, seed=2, fault=f"crash:{512 // 16 + 3}")
+    reporter = LocalReporter(tmp_path)
+    with pytest.raises(InjectedFault):
+        run_trial(crashing, reporter)
+    (tmp_path / STATE_FILE).write_bytes(b"overwritten")
+    with pytest.warns(UserWarning, match=f"cannot read the checkpoint {tmp_path / STATE_FILE}.*from scratch"):
+        again = run_trial(replace(crashing, fault=None), reporter)
+    assert without_speed(again) == without_speed(uninterrupted)

@@ -108,3 +108,22 @@ def test_a_model_without_a_findable_layer_list_is_rejected() -> None:
     teacher.config.num_hidden_layers = 5  # no ModuleList of 5 blocks exists
     with pytest.raises(ConfigError, match="Cannot find the layer list of BertForSequenceClassification"):
         build_student(teacher, [1, 2])
+
+
+def test_mpnet_student_computes_what_the_teacher_computes_with_only_the_chosen_blocks() -> None:
+    """MPNet's one relative-attention bias serves every block: a student with DistilBERT's pick of
+    layers equals the teacher run through those six blocks alone, with that bias."""
+    from torch import nn
+
+    from trainables.layers import DISTILBERT_LAYERS
+
+    teacher = tiny_classifier("mpnet", layers=12)
+    student = build_student(teacher, DISTILBERT_LAYERS).eval()
+    inputs = {
+        "input_ids": torch.tensor([[0, 17, 42, 9, 2, 1], [0, 5, 6, 7, 8, 2]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]]),
+    }
+    blocks = teacher.mpnet.encoder.layer
+    teacher.mpnet.encoder.layer = nn.ModuleList(blocks[layer - 1] for layer in DISTILBERT_LAYERS)
+    with torch.no_grad():
+        torch.testing.assert_close(student(**inputs).logits, teacher(**inputs).logits, rtol=0, atol=1e-6)

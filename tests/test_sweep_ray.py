@@ -32,14 +32,37 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_STEPS_PER_EPOCH = 512 // 16
 
 
+CONSOLE = "console.txt"
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    """The smoke study, trimmed: 2 strategies, 2 search trials each, 2 seeds."""
+    """The smoke study, trimmed (2 strategies, 2 search trials each, 2 seeds), run as a user runs it;
+    what it printed is kept in the study folder's console.txt."""
     storage = tmp_path_factory.mktemp("smoke")
     args = ["--preset", "smoke", "--storage-path", str(storage), "--strategies", "bottom", "top"]
-    code = main([*args, "--num-samples", "2", "--seeds", "2", "--cpus", "2"])
-    assert code == 0
+    command = [sys.executable, "-m", "sweep.run", *args, "--num-samples", "2", "--seeds", "2", "--cpus", "2"]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (storage / "smoke" / CONSOLE).write_text(run.stdout + run.stderr)
     return storage / "smoke"
+
+
+def test_the_console_fits_on_a_screen_and_shows_progress_results_and_ranking(smoke: Path) -> None:
+    text = (smoke / CONSOLE).read_text()
+    lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    finished = [line for line in lines if "eval_accuracy 0." in line and " seed " in line]
+    assert len(finished) == 2 * 2 + 2 * 2  # one line per search trial and per replicate trial
+    assert any(line.startswith("search/bottom: 2 trials, up to 2 at once") for line in lines)
+    assert any(line.startswith("replicate: 4 trials") for line in lines)
+    assert any("done" in line and "running" in line and "failed" in line for line in lines)  # the bar
+    assert any("rank" in line and "strategy" in line for line in lines)  # the compact ranking
+    assert any(line.startswith("TensorBoard: tensorboard --logdir") for line in lines)
+    assert "Trial status" not in text and "Current best trial" not in text  # no Ray table
+    assert "LOAD REPORT" not in text and "Generating train split" not in text
+    assert (smoke / "ray.log").stat().st_size > 0
+    kept = [line for line in text.splitlines() if line.strip()]  # progress redraws share a line
+    assert len(kept) <= 60, "\n".join(kept)
 
 
 def trials(study: Path, stage: str) -> pd.DataFrame:

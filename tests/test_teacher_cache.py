@@ -45,16 +45,26 @@ def test_cached_logits_give_the_same_metrics_as_a_live_teacher(
             assert cached_epoch[key] == pytest.approx(live_epoch[key], rel=1e-5), key
 
 
-def test_fp16_hidden_states_stay_within_rounding_of_a_live_teacher(
+def test_hidden_state_targets_match_a_live_teacher(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    """Cached hidden states are fp32, as a live teacher computes them: over 2 epochs a cached run
+    and a live one end with the same accuracy and losses equal to float rounding (1e-5)."""
+    live = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=False))
+    cached = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=True))
+    for live_epoch, cached_epoch in zip(live, cached, strict=True):
+        for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
+            assert cached_epoch[key] == pytest.approx(live_epoch[key], rel=1e-5), key
+        assert cached_epoch[metrics.EVAL_ACCURACY] == live_epoch[metrics.EVAL_ACCURACY]
+
+
+def test_bf16_students_learn_the_same_from_a_cached_or_a_live_teacher(
     tiny_teacher: str, tiny_task: DataConfig
 ) -> None:
-    """Hidden states are cached in fp16 (relative rounding ~5e-4), so the cosine target differs by
-    rounding only; over an epoch at a high learning rate that moves losses by a few parts per mille."""
-    live = run_trial(trial(tiny_teacher, tiny_task, epochs=1, teacher_cache=False))
-    cached = run_trial(trial(tiny_teacher, tiny_task, epochs=1, teacher_cache=True))
-    for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
-        assert cached[0][key] == pytest.approx(live[0][key], rel=5e-3), key
-    assert cached[0][metrics.EVAL_ACCURACY] == pytest.approx(live[0][metrics.EVAL_ACCURACY], abs=1 / 256)
+    """In bf16 the student's own rounding amplifies float noise in the targets a little."""
+    live = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=False, precision="bf16"))
+    cached = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=True, precision="bf16"))
+    for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
+        assert cached[-1][key] == pytest.approx(live[-1][key], rel=1e-2), key
+    assert cached[-1][metrics.EVAL_ACCURACY] == pytest.approx(live[-1][metrics.EVAL_ACCURACY], abs=1 / 256)
 
 
 def test_a_second_trial_does_not_run_the_teacher_on_training_data(

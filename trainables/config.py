@@ -20,6 +20,7 @@ from trainables.settings import (
     Count,
     Flag,
     Index,
+    LearningRate,
     Number,
     Positive,
     Text,
@@ -39,7 +40,7 @@ class TrialSettings(TrainingSettings):
     alpha_ce: Number = 0.5
     alpha_kd: Number = 0.5
     alpha_cos: Number = 0.0
-    lr: Positive = 5e-5
+    lr: LearningRate = 5e-5
     epochs: Count = 5
     eval_batch_size: Count = 128
     # Batch rows of similar length together: less padding, same determinism per seed.

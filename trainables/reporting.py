@@ -5,6 +5,7 @@ Python (tests, debugging).
 """
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -57,7 +58,7 @@ class TuneReporter:
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as directory:
-            return _load(Path(directory))
+            return restore_or_restart(Path(directory))
 
     def report(self, metrics: dict, state: dict) -> None:
         from ray import tune
@@ -85,7 +86,7 @@ class LocalReporter:
 
     def restore(self) -> dict | None:
         path = self.directory / STATE_FILE
-        return _load(self.directory) if path.is_file() else None
+        return restore_or_restart(self.directory) if path.is_file() else None
 
     def report(self, metrics: dict, state: dict) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -95,5 +96,29 @@ class LocalReporter:
         self.results.append(dict(metrics))
 
 
-def _load(directory: Path) -> dict:
-    return torch.load(directory / STATE_FILE, weights_only=False)
+class UnreadableCheckpoint(RuntimeError):
+    """A trial's saved state cannot be read back (e.g. the file was cut off or overwritten)."""
+
+
+def load_state(directory: Path) -> dict:
+    """A checkpoint's saved state; UnreadableCheckpoint names the file when it cannot be read."""
+    path = Path(directory) / STATE_FILE
+    try:
+        state = torch.load(path, weights_only=False)
+        if not isinstance(state, dict) or "student" not in state:
+            raise ValueError("it holds no trial state")
+        return state
+    except Exception as error:  # torch.load raises several kinds for damaged files
+        raise UnreadableCheckpoint(
+            f"cannot read the checkpoint {path}: {type(error).__name__}: {error}"
+        ) from None
+
+
+def restore_or_restart(directory: Path) -> dict | None:
+    """The state to resume from; None (start the trial again from scratch) when the only checkpoint
+    cannot be read, after saying so."""
+    try:
+        return load_state(directory)
+    except UnreadableCheckpoint as error:
+        warnings.warn(f"{error}; the trial starts again from scratch.", stacklevel=2)
+        return None

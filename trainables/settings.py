@@ -29,6 +29,7 @@ def _not_bool(value: Any) -> Any:
 
 Number = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 Positive = Annotated[Number, Field(gt=0)]
+LearningRate = Annotated[Positive, Field(le=1.0)]
 NonNegative = Annotated[Number, Field(ge=0)]
 Fraction = Annotated[Number, Field(ge=0, lt=1)]
 Whole = Annotated[int, BeforeValidator(_not_bool)]

@@ -22,7 +22,7 @@ from trainables import loop
 from trainables.data import DataConfig, TaskData, TaskSpec, load_task_data, task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
-from trainables.settings import Count, Flag, Index, Positive, Text, check
+from trainables.settings import Count, Flag, Index, LearningRate, Text, check
 
 TEACHER_INFO = "teacher.json"
 WEIGHT_FILES = ("*.safetensors", "*.bin")
@@ -35,7 +35,7 @@ class TeacherSettings(loop.TrainingSettings):
 
     base: Text | None = None
     epochs: Count = 3
-    lr: Positive = 1e-4
+    lr: LearningRate = 1e-4
     seed: Index = 0
     trust_remote_code: Flag = False
 
@@ -74,12 +74,7 @@ def load_classifier(name: str, task: str, trust_remote_code: bool = False):
         raise ConfigError(f"Model folder {name} {kind}.")
     spec = task_spec(task)
     saved = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
-    is_classifier = any("ForSequenceClassification" in a for a in saved.architectures or [])
-    if is_classifier and saved.num_labels != spec.num_labels:
-        raise ConfigError(
-            f"{name} is a {saved.num_labels}-way classifier but {task} has {spec.num_labels} labels. "
-            f"Use a teacher fine-tuned on {task}, or fine-tune one from a base encoder."
-        )
+    is_classifier = check_head(saved, name, task)
     extra = {"problem_type": "regression"} if spec.regression else {}
     model, info = AutoModelForSequenceClassification.from_pretrained(
         name,
@@ -97,6 +92,18 @@ def load_classifier(name: str, task: str, trust_remote_code: bool = False):
     if is_classifier and not info["missing_keys"]:
         match_labels(model, spec, name)
     return model, tokenizer, sorted(info["missing_keys"])
+
+
+def check_head(saved, name: str, task: str) -> bool:
+    """Whether the saved model is already a classifier; refuse one with another number of labels."""
+    is_classifier = any("ForSequenceClassification" in a for a in getattr(saved, "architectures", None) or [])
+    labels = task_spec(task).num_labels
+    if is_classifier and saved.num_labels != labels:
+        raise ConfigError(
+            f"{name} is a {saved.num_labels}-way classifier but {task} has {labels} labels. "
+            f"Use a teacher fine-tuned on {task}, or fine-tune one from a base encoder."
+        )
+    return is_classifier
 
 
 def label_order_note(model: PreTrainedModel, spec: TaskSpec) -> str | None:
@@ -181,14 +188,18 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
 
     history = []
     for epoch in range(config.epochs):
+        started = time.perf_counter()
         order = loop.make_loader(data.train, tokenizer, config.batch_size, device, config.seed * 1000 + epoch)
-        progress = _progress(f"teacher epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
         train = loop.train_epoch(
-            model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device, dtype, progress
+            model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device, dtype
         )
         scores = loop.score_splits(model, data, spec, tokenizer, device, None)
         history.append({"epoch": epoch + 1, "train_loss": train["loss"], **scores})
-        print(f"teacher epoch {epoch + 1}/{config.epochs}: {history[-1]}", flush=True)
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in history[-1].items() if name != "epoch")
+        print(
+            f"teacher epoch {epoch + 1}/{config.epochs}: {shown} ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
     info = {
         **history[-1],
         "task": config.data.task,
@@ -199,19 +210,6 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
     }
     _save(model.cpu(), tokenizer, info, Path(out_dir))
     return info
-
-
-def _progress(label: str, steps: int) -> loop.OnStep:
-    """Prints about ten progress lines per epoch: teacher fine-tuning runs outside the trials' display."""
-    every = max(1, steps // 10)
-    started = time.perf_counter()
-
-    def on_step(step: int, values: dict[str, float], seconds: dict[str, float]) -> None:
-        if (step + 1) % every == 0 or step + 1 == steps:
-            elapsed = time.perf_counter() - started
-            print(f"{label}: step {step + 1}/{steps}, loss {values['loss']:.4f}, {elapsed:.0f} s", flush=True)
-
-    return on_step
 
 
 def majority_accuracy(data: TaskData, spec: TaskSpec) -> float | None:

@@ -1,0 +1,114 @@
+"""What a person sees while a study runs: a line as each stage starts, a live progress bar per stage,
+a line per finished trial and, at the end, a compact ranking.
+
+Ray's own log lines go to `<study>/ray.log`, and the libraries' progress bars and load reports inside
+the trial workers are turned off; `--verbose` keeps Ray's and the libraries' console output instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ray.tune import Callback
+from tqdm import tqdm
+
+from trainables.metrics import EPOCH, TEACHER_LAYERS
+
+RAY_LOG = "ray.log"
+# Set in the trial workers so that the libraries keep their progress bars and load reports to
+# themselves (each trial would otherwise print several per start).
+QUIET_WORKERS = {
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TQDM_DISABLE": "1",
+}
+_RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
+
+
+def route_ray_logs(folder: Path) -> None:
+    """Ray's log records go to `<folder>/ray.log`; only warnings and errors stay on the console."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / RAY_LOG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in _RAY_LOGGERS:
+        logger = logging.getLogger(name)
+        for existing in logger.handlers:
+            if isinstance(existing, logging.StreamHandler) and not isinstance(existing, logging.FileHandler):
+                existing.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+
+
+class Progress(Callback):
+    """A progress bar for one Ray experiment (done/total, running, failed, elapsed, ETA), and one line
+    per trial that ends: strategy, seed, teacher layers, the metric and its wall time."""
+
+    def __init__(self, label: str, metric: str) -> None:
+        self.label, self.metric = label, metric
+        self.running: set[str] = set()
+        self.failed = 0
+        self.started: dict[str, float] = {}
+        self.bar: tqdm | None = None
+        self.counted = False
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
+        self.bar = tqdm(
+            total=total_num_samples,
+            desc=self.label,
+            unit="trial",
+            dynamic_ncols=True,
+            bar_format="{desc}: {n_fmt}/{total_fmt} done {bar} {postfix} [{elapsed}<{remaining}]",
+        )
+        self._postfix()
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        """A continued experiment starts with the trials that ended before it was interrupted."""
+        if self.bar is not None and not self.counted:
+            self.counted = True
+            self.bar.update(sum(trial.status in ("TERMINATED", "ERROR") for trial in trials))
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.running.add(trial.trial_id)
+        self.started.setdefault(trial.trial_id, time.perf_counter())
+        self._postfix()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._end(trial, self._result_text(trial))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        from analysis.results import error_line
+
+        self.failed += 1
+        self._end(trial, f"FAILED: {error_line(trial)}")
+
+    def on_experiment_end(self, trials, **info) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def _end(self, trial, outcome: str) -> None:
+        self.running.discard(trial.trial_id)
+        seconds = time.perf_counter() - self.started.get(trial.trial_id, time.perf_counter())
+        config = trial.config
+        layers = trial.last_result.get(TEACHER_LAYERS, "")
+        who = f"{config.get('strategy')} seed {config.get('seed')} [{layers or 'scratch'}]"
+        setting = config.get("setting")
+        who += f" {setting}" if setting in ("fixed", "tuned") else ""
+        self._write(f"  {self.label}: {who}: {outcome} ({seconds:.0f} s)")
+        if self.bar is not None:
+            self.bar.update(1)
+        self._postfix()
+
+    def _result_text(self, trial) -> str:
+        value, epoch = trial.last_result.get(self.metric), trial.last_result.get(EPOCH)
+        text = f"{self.metric} {value:.4f}" if isinstance(value, (int, float)) else "no result"
+        stopped = epoch is not None and epoch < trial.config.get("epochs", epoch)
+        return text + (f" (stopped after epoch {epoch})" if stopped else "")
+
+    def _postfix(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{len(self.running)} running, {self.failed} failed")
+
+    def _write(self, line: str) -> None:
+        (self.bar.write if self.bar is not None else print)(line)

@@ -1,0 +1,104 @@
+"""The teacher stage measures once what every trial would otherwise measure again, on the students' data."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sweep import plan
+from sweep.checks import check_study, trial_config
+from sweep.config import resolve
+from sweep.teacher import RECORD, STAGE, prepare_teacher
+from trainables import metrics, resident, teacher_cache
+from trainables.distill import prepare, run_trial, trial_constants
+from trainables.teacher import weights_hash
+
+STRATEGIES = ["bottom", "scratch", "auto:bi", "auto:drop"]
+
+
+@pytest.fixture(scope="module")
+def study(tiny_teacher: str, tiny_task, tmp_path_factory):
+    """A replicate study on the fine-tuned tiny teacher; the students train on 300 rows, the teacher
+    was fine-tuned on others."""
+    storage = tmp_path_factory.mktemp("teacher-stage")
+    data = {"task": "sst2", "train": tiny_task.train, "validation": tiny_task.validation, "max_length": 32}
+    config = resolve(
+        flags={
+            "preset": "smoke",
+            "storage_path": str(storage),
+            "stages": ["replicate"],
+            "strategies": STRATEGIES,
+            "teacher": {"base": tiny_teacher, "train_size": 100, "calibration_size": 64},
+            "data": {**data, "train_size": 300},
+            "trial": {"alpha_cos": 0.5},
+        }
+    )
+    checked = check_study(config)
+    record = prepare_teacher(config, False, str(storage / "unused"), checked.layers)
+    return config, checked, record
+
+
+def test_the_record_names_the_teacher_and_its_scores(study, tiny_teacher: str) -> None:
+    config, _, record = study
+    assert record["path"] == str(Path(tiny_teacher).resolve())
+    assert record["teacher_hash"] == weights_hash(tiny_teacher)
+    assert (
+        record["scores"] == {"accuracy": record[metrics.EVAL_ACCURACY]}
+        and record["scores"]["accuracy"] > 0.75
+    )
+
+
+def test_data_driven_strategies_record_their_choice_scores_and_cost(study) -> None:
+    _, _, record = study
+    for strategy in ("auto:bi", "auto:drop"):
+        chosen = record["strategies"][strategy]
+        assert len(chosen["layers"]) == 2 and chosen["layers"] == sorted(chosen["layers"])
+        assert set(chosen["scores"]) == {1, 2, 3, 4} and chosen["seconds"] > 0
+    assert len(record["strategies"]["auto:drop"]["steps"]) == 2  # 4 -> 3 -> 2 layers
+    json.dumps(record)  # it is written as stage.json
+
+
+def test_initial_scores_equal_what_a_trial_would_measure(study) -> None:
+    config, _, record = study
+    chosen = record["strategies"]["bottom"]
+    assert chosen["layers"] == [1, 2] and record["strategies"]["scratch"] == {"layers": [], "init": {}}
+    setup = prepare(trial_config(config, record["path"], "bottom", teacher_layers=[1, 2]))
+    measured = trial_constants(setup)
+    assert chosen["init"] == {"accuracy": measured[metrics.INIT_ACCURACY]}
+    assert record["scores"] == {"accuracy": measured[metrics.TEACHER_ACCURACY]}
+
+
+def test_trials_read_the_cache_the_stage_built_for_their_rows(study, monkeypatch) -> None:
+    config, _, record = study
+    built: list[int] = []
+    compute = teacher_cache._compute
+    monkeypatch.setattr(teacher_cache, "_compute", lambda *a: built.append(1) or compute(*a))
+    resident.forget()
+    settings = trial_config(
+        config, record["path"], "bottom", teacher_layers=[1, 2], epochs=1, **_given(record)
+    )
+    run_trial(settings)
+    run_trial(replace(settings, strategy="scratch", teacher_layers=[], init_scores={}))
+    assert built == []
+
+
+def _given(record: dict) -> dict:
+    return {"teacher_scores": record["scores"], "init_scores": record["strategies"]["bottom"]["init"]}
+
+
+def test_the_dry_run_shows_what_the_data_driven_strategies_picked(study, capsys) -> None:
+    config, checked, record = study
+    before = plan.summary(config, checked)[3]
+    assert "auto:bi (chosen from data by the teacher stage)" in before
+    folder = config.local_dir / STAGE
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORD).write_text(json.dumps(record))
+    after = plan.summary(config, checked)[3]
+    assert f"auto:bi {record['strategies']['auto:bi']['layers']}" in after
+    listed = plan.planned_trials(config, checked)
+    assert {
+        t["teacher_layers"] == record["strategies"]["auto:drop"]["layers"]
+        for t in listed
+        if t["strategy"] == "auto:drop"
+    } == {True}

@@ -42,7 +42,7 @@ def run_after(config: StudyConfig) -> dict:
     """The study's own stages (teacher stage included), timed from Ray's start to the last trial."""
     checked = check_study(config)
     stages.write_study_file(config)
-    with ray_cluster(config, log_to_driver=False) as cluster:
+    with ray_cluster(config) as cluster:
         started = time.perf_counter()
         final = stages.run_stages(config, checked, cluster)
         wall = time.perf_counter() - started
@@ -54,7 +54,7 @@ def run_before(config: StudyConfig) -> dict:
     from ray import tune
 
     check_study(config)
-    with ray_cluster(config, log_to_driver=False) as cluster:
+    with ray_cluster(config) as cluster:
         base = trial_config(config, config.teacher.base, config.strategies[0], device="cpu", precision="fp32")
         space = {
             **base.to_dict(),

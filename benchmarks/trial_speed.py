@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--studies", action=argparse.BooleanOptionalAction, default=True, help="time whole Ray studies"
     )
+    parser.add_argument(
+        "--out", type=Path, help="JSON file, rewritten after each measurement (default: none)"
+    )
     return parser.parse_args(argv)
 
 
@@ -236,45 +239,48 @@ def student_step(config: TrialConfig, laps: list[dict], peaks: dict) -> dict:
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
-    """Every measurement, in order, assembled into one JSON-ready dict."""
+    """Every measurement, in order, assembled into one JSON-ready dict (kept in --out as it grows,
+    so a long run that stops still leaves what it measured)."""
     started = time.perf_counter()
+    result: dict = {}
+
+    def record(name: str, value) -> None:
+        result[name] = value
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2))
+
     data = data_config(args)
     teacher = ensure_teacher(args, data)
     config = trial_config(args, teacher, data)
-    naive = run_naive(replace(config, precision="fp32"))
-    cold = run_trainable(config, cold=True)
-    warm = run_trainable(as_in_a_study(config))
     device = loop.pick_device(args.device)
+    record(
+        "setup",
+        {"device": str(device), "threads": torch.get_num_threads(), "teacher": teacher, **_describe(config)},
+    )
+    naive = run_naive(replace(config, precision="fp32"))
+    record("naive", naive)
+    record("trainable_cold", _without_laps(run_trainable(config, cold=True)))
+    warm = run_trainable(as_in_a_study(config))
+    record("trainable_warm", _without_laps(warm))
+    record("loop_speedup", round(warm["examples_per_s"] / naive["examples_per_s"], 2))
     peaks = {
         name: measure_matmul_peak(device, dtype)
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
     }
-    result = {
-        "setup": {
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-            "teacher": teacher,
-            **_describe(config),
-        },
-        "naive": naive,
-        "trainable_cold": _without_laps(cold),
-        "trainable_warm": _without_laps(warm),
-        "loop_speedup": round(warm["examples_per_s"] / naive["examples_per_s"], 2),
-        "matmul_peak": peaks,
-        "student_step": student_step(as_in_a_study(config), warm["laps"], peaks),
-        "precision": precision_comparison(as_in_a_study(config), args.long_epochs, args.seeds),
-    }
+    record("matmul_peak", peaks)
+    record("student_step", student_step(as_in_a_study(config), warm["laps"], peaks))
+    record("precision", precision_comparison(as_in_a_study(config), args.long_epochs, args.seeds))
     if args.studies:
+        from benchmarks import study_speed
+
         trial = {
             "student_layers": args.student_layers,
             "alpha_cos": 0.5,
             "lr": args.lr,
             "epochs": args.epochs,
         }
-        from benchmarks import study_speed
-
-        result["studies"] = study_speed.compare(teacher, asdict(data), trial, args.work_dir)
-    result["wall_s"] = round(time.perf_counter() - started, 1)
+        record("studies", study_speed.compare(teacher, asdict(data), trial, args.work_dir))
+    record("wall_s", round(time.perf_counter() - started, 1))
     return result
 
 

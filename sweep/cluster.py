@@ -6,7 +6,7 @@ retry loop.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sweep.checks import worker_env
 from sweep.config import StudyConfig, check_resources, default_gpus_per_trial, local_gpus
-from sweep.console import QUIET_WORKERS, route_ray_logs
+from sweep.console import QUIET_WORKERS, quiet, route_ray_logs
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Cluster:
 
 
 @contextmanager
-def ray_cluster(config: StudyConfig, verbose: bool = False, log_to_driver: bool = True) -> Iterator[Cluster]:
+def ray_cluster(config: StudyConfig, verbose: bool = False) -> Iterator[Cluster]:
     """A local Ray instance of the requested size, or the cluster at --address; shut down after.
 
     Unless `verbose`, Ray logs to `<study>/ray.log` and the workers keep the libraries' progress
@@ -48,10 +48,15 @@ def ray_cluster(config: StudyConfig, verbose: bool = False, log_to_driver: bool 
     res = config.resources
     env = worker_env(config) | ({} if verbose else QUIET_WORKERS)
     runtime_env = {"env_vars": env} if env else None
+    shown = {
+        "log_to_driver": verbose,
+        "logging_config": ray.LoggingConfig(log_level="INFO" if verbose else "WARNING"),
+    }
+    stack = contextlib.ExitStack()
     if not verbose:
-        route_ray_logs(config.local_dir)
+        stack.enter_context(quiet(config.local_dir))
     if res.address:
-        ray.init(address=res.address, runtime_env=runtime_env, log_to_driver=log_to_driver)
+        ray.init(address=res.address, runtime_env=runtime_env, **shown)
     else:
         gpus = local_gpus(res)
         cpus = int(res.cpus) if res.cpus else None
@@ -61,9 +66,10 @@ def ray_cluster(config: StudyConfig, verbose: bool = False, log_to_driver: bool 
             num_gpus=int(gpus),
             runtime_env=runtime_env,
             include_dashboard=False,
-            log_to_driver=log_to_driver,
-            logging_level=logging.INFO if verbose else logging.WARNING,
+            **shown,
         )
+    if not verbose:
+        route_ray_logs(config.local_dir)
     try:
         total = ray.cluster_resources()
         cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
@@ -76,6 +82,7 @@ def ray_cluster(config: StudyConfig, verbose: bool = False, log_to_driver: bool 
             yield cluster
     finally:
         ray.shutdown()
+        stack.close()
 
 
 @contextmanager

@@ -7,8 +7,12 @@ the trial workers are turned off; `--verbose` keeps Ray's and the libraries' con
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ray.tune import Callback
@@ -28,17 +32,76 @@ QUIET_WORKERS = {
 _RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
 
 
+@contextlib.contextmanager
+def quiet(folder: Path) -> Iterator[None]:
+    """While a study runs without --verbose: Ray's log to `<folder>/ray.log`, and its console table
+    off (its legacy reporter at verbosity 0 prints nothing)."""
+    import optuna
+
+    route_ray_logs(folder)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT")
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = previous
+
+
+def run_with_output(task, *args):
+    """Run a Ray task and print what it prints, line by line, as it goes: the workers' own output
+    reaches this console only when Ray forwards it all (--verbose)."""
+    import ray
+    from ray.util.queue import Queue
+
+    lines = Queue()
+    result = task.remote(lines, *args)
+    while True:
+        done, _ = ray.wait([result], timeout=0.5)
+        while not lines.empty():
+            print(lines.get_nowait(), flush=True)
+        if done:
+            return ray.get(result)
+
+
+class _Lines(io.TextIOBase):
+    """A text stream that hands each finished line to `send`."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        self.send, self.pending = send, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *done, self.pending = self.pending.split("\n")
+        for line in done:
+            self.send(line)
+        return len(text)
+
+
+def printing_to(lines, function: Callable, *args):
+    """Call `function` with its printed lines sent to the Ray queue `lines` (in the task's worker)."""
+    with contextlib.redirect_stdout(_Lines(lines.put)):
+        return function(*args)
+
+
 def route_ray_logs(folder: Path) -> None:
-    """Ray's log records go to `<folder>/ray.log`; only warnings and errors stay on the console."""
+    """Ray's log records go to `<folder>/ray.log`; only errors stay on the console. Ray configures its
+    loggers again as it starts, so this is applied before and after `ray.init`."""
     folder.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(folder / RAY_LOG)
+    path = str((folder / RAY_LOG).resolve())
+    handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in _RAY_LOGGERS:
         logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
         for existing in logger.handlers:
             if isinstance(existing, logging.StreamHandler) and not isinstance(existing, logging.FileHandler):
-                existing.setLevel(logging.WARNING)
-        logger.addHandler(handler)
+                existing.setLevel(logging.ERROR)
+        if not any(getattr(existing, "baseFilename", None) == path for existing in logger.handlers):
+            logger.addHandler(handler)
 
 
 class Progress(Callback):
@@ -59,7 +122,8 @@ class Progress(Callback):
             desc=self.label,
             unit="trial",
             dynamic_ncols=True,
-            bar_format="{desc}: {n_fmt}/{total_fmt} done {bar} {postfix} [{elapsed}<{remaining}]",
+            disable=None,  # drawn on a terminal only; a log keeps the per-trial lines
+            bar_format="{desc}: {n_fmt}/{total_fmt} done {bar} [{elapsed}<{remaining}{postfix}]",
         )
         self._postfix()
 
@@ -108,7 +172,8 @@ class Progress(Callback):
 
     def _postfix(self) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{len(self.running)} running, {self.failed} failed")
+            self.bar.set_postfix_str(f"{len(self.running)} running, {self.failed} failed", refresh=False)
+            self.bar.refresh()
 
     def _write(self, line: str) -> None:
         (self.bar.write if self.bar is not None else print)(line)

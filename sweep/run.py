@@ -22,6 +22,9 @@ from sweep.study_dir import claimed, refuse_existing, same_study, stored_study
 from trainables.errors import ConfigError
 from trainables.layers import STRATEGY_HELP
 
+# Data sources a flag can set (a selection source equal to the training source holds rows out of it).
+SPLITS = ("train", "validation", "test", "selection")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse would exit; report it like any other bad input
@@ -59,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--student-layers", type=int, help="K, the student's number of layers")
     model.add_argument("--epochs", type=int, help="epochs per trial")
     model.add_argument("--task", help="GLUE task, e.g. mnli, sst2")
-    for split in ("train", "validation", "test"):
+    for split in SPLITS:
         model.add_argument(f"--{split}", help=f"{split} source: a hub split name or a .jsonl/.csv file")
         model.add_argument(f"--{split}-size", type=int, help=f"random subset of the {split} source")
     res = parser.add_argument_group("resources")
@@ -94,8 +97,8 @@ def flags_to_settings(args: argparse.Namespace) -> dict:
         "trial": {"student_layers": args.student_layers, "epochs": args.epochs},
         "data": {
             "task": args.task,
-            **{split: getattr(args, split) for split in ("train", "validation", "test")},
-            **{f"{split}_size": getattr(args, f"{split}_size") for split in ("train", "validation", "test")},
+            **{split: getattr(args, split) for split in SPLITS},
+            **{f"{split}_size": getattr(args, f"{split}_size") for split in SPLITS},
         },
         "resources": {
             key: getattr(args, key)
@@ -174,12 +177,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def quiet_libraries() -> None:
+    """No progress bars from the libraries in this process: the console shows the study's own."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def dry_run(config: StudyConfig, output: str = "text") -> int:
     """Check everything and print the plan; writes nothing (a smoke study's tiny world goes to a
     temporary folder)."""
     from sweep import plan
     from sweep.checks import check_study, local_caches, prepare_tiny
 
+    quiet_libraries()
     with tempfile.TemporaryDirectory(prefix="kd-dry-run-") as scratch, local_caches(config, Path(scratch)):
         prepare_tiny(config, Path(scratch) / "tiny")
         checked = check_study(config)
@@ -193,6 +207,8 @@ def run(config: StudyConfig, resumed: bool, verbose: bool = False) -> int:
     from sweep import plan, stages
     from sweep.checks import check_study, local_caches, prepare_tiny
 
+    if not verbose:
+        quiet_libraries()
     with local_caches(config):
         prepare_tiny(config)
         checked = check_study(config)

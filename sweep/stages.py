@@ -101,9 +101,10 @@ def slug(strategy: str) -> str:
 
 
 def run_tune_stage(
-    config: StudyConfig, folder: str, cluster: Cluster, space: dict, make_tuner: Callable
+    config: StudyConfig, folder: str, cluster: Cluster, space: dict, make_tuner: Callable, total: int
 ) -> results.StageResults:
-    """Run (or continue, or just read back) one Ray experiment and write its trials.csv.
+    """Run (or continue, or just read back) one Ray experiment of `total` trials and write its
+    trials.csv.
 
     A continued experiment gets its search space again: Ray keeps only placeholders for the
     functions in it (the replicate stage's per-strategy lookups), and rebuilding it here gives them
@@ -115,12 +116,13 @@ def run_tune_stage(
     state = _load_state(config)
     if not state.get(folder):
         if Tuner.can_restore(path):
-            print(f"{folder}: continuing the interrupted run in {path}", flush=True)
+            print(f"{folder}: continuing the interrupted run of {total} trials in {path}", flush=True)
             tuner = Tuner.restore(
                 path, trainable=trainable(cluster), resume_unfinished=True, param_space=space
             )
         else:
-            print(f"{folder}: starting in {path}", flush=True)
+            at_once = min(total, cluster.concurrent)
+            print(f"{folder}: {total} trials, up to {at_once} at once, in {path}", flush=True)
             tuner = make_tuner(config, cluster, space, folder)
         tuner.fit()
     stage = results.load_stage([path], folder.split("/")[0])

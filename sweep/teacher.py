@@ -41,9 +41,11 @@ def teacher_stage(config: StudyConfig, checked: Checked, cpus: float, gpus: floa
     action = "Fine-tuning" if checked.finetune else "Loading and scoring"
     print(f"Teacher stage: {action} {config.teacher.base} on {config.data.task} ...", flush=True)
     started = time.perf_counter()
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(prepare_teacher)
+    from sweep.console import printing_to, run_with_output
+
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(printing_to)
     out_dir = str(config.local_dir / STAGE / MODEL_DIR)
-    info = ray.get(task.remote(config, checked.finetune, out_dir, checked.layers))
+    info = run_with_output(task, prepare_teacher, config, checked.finetune, out_dir, checked.layers)
     info["seconds"] = round(time.perf_counter() - started, 1)
     record_path(config).parent.mkdir(parents=True, exist_ok=True)
     record_path(config).write_text(json.dumps(info, indent=2))

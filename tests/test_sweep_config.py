@@ -14,7 +14,7 @@ from trainables.layers import select_layers
 from trainables.tiny import write_sentiment_task, write_tiny_encoder
 
 REPO = Path(__file__).resolve().parents[1]
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test", "selection")
 
 
 @pytest.fixture(scope="module")
@@ -297,15 +297,22 @@ def test_dry_run_warns_when_two_strategies_copy_the_same_layers(world: dict, tmp
     ]
 
 
+OFFLINE_STUDIES = {
+    # search: 7 strategies x 8 trials; replicate: 7 strategies x (tuned, fixed) x 8 seeds
+    "mnli-offline": {"search": 7 * 8, "replicate": 7 * 2 * 8},
+    "sst2-offline": {"replicate": 7 * 8},
+}
+
+
 @pytest.mark.real
-@pytest.mark.parametrize("name", ["mnli-offline", "sst2-offline"])
+@pytest.mark.parametrize("name", list(OFFLINE_STUDIES))
 def test_offline_study_configs_dry_run_on_the_real_assets(
     name: str, shared_data: Path, minilm: str, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    """The README's two studies: their configs load, pass every check and plan 25 trials."""
+    """The README's two MiniLM studies: their configs load, pass every check and plan their trials."""
     monkeypatch.chdir(REPO)
     config = load_yaml(REPO / "configs" / f"{name}.yaml")
-    sources = {split: config["data"][split] for split in SPLITS if config["data"][split]}
+    sources = {split: config["data"][split] for split in SPLITS if config["data"].get(split)}
     flags = [
         f"--{split}={source.replace('../shared/data', str(shared_data))}" for split, source in sources.items()
     ]
@@ -313,13 +320,44 @@ def test_offline_study_configs_dry_run_on_the_real_assets(
     code, out, err = cli(capsys, [*args, *flags, "--dry-run", "--format", "json"])
     assert code == 0, err
     planned = json.loads(out)
-    assert len(planned) == 5 * 5 and {t["stage"] for t in planned} == {"replicate"}
+    stages = {stage: sum(t["stage"] == stage for t in planned) for stage in ("search", "replicate")}
+    assert {stage: count for stage, count in stages.items() if count} == OFFLINE_STUDIES[name]
     assert {t["strategy"]: t["teacher_layers"] for t in planned} == {
         "bottom": [1, 2, 3],
         "top": [4, 5, 6],
         "odd": [1, 3, 5],
         "even": [2, 4, 6],
         "scratch": [],
+        "auto:bi": None,  # chosen from data by the teacher stage
+        "auto:drop": None,
+    }
+
+
+def test_the_twelve_to_six_config_plans_the_original_question(
+    shared_data: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """configs/mnli-12to6.yaml on a stand-in with MPNet-base's config (no weights are needed to plan)."""
+    from transformers import MPNetConfig
+
+    monkeypatch.chdir(REPO)
+    MPNetConfig(vocab_size=30527, num_hidden_layers=12).save_pretrained(tmp_path / "mpnet")
+    args = [
+        "--config",
+        "configs/mnli-12to6.yaml",
+        "--teacher",
+        str(tmp_path / "mpnet"),
+        "--storage-path",
+        str(tmp_path),
+    ]
+    code, out, err = cli(capsys, [*args, "--dry-run", "--format", "json"])
+    assert code == 0, err
+    planned = json.loads(out)
+    layers = {t["strategy"]: t["teacher_layers"] for t in planned}
+    assert layers["bottom"] == [1, 2, 3, 4, 5, 6] and layers["top"] == [7, 8, 9, 10, 11, 12]
+    assert layers["distilbert"] == [1, 3, 5, 8, 10, 12] and layers["auto:drop"] is None
+    assert len(planned) == 8 * 9  # 8 strategies need 9 seeds to decide a tie
+    assert {(t["lr"], t["epochs"], t["batch_size"], t["temperature"]) for t in planned} == {
+        (5e-5, 5, 32, 2.0)
     }
 
 

@@ -40,15 +40,19 @@ def quiet(folder: Path) -> Iterator[None]:
 
     route_ray_logs(folder)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # A local Ray turns token authentication on by default and says so each time it starts.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    settings = {"RAY_AIR_NEW_OUTPUT": "0"}
+    previous = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT")
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
 
 
 def run_with_output(task, *args):

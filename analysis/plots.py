@@ -98,3 +98,29 @@ def _curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str) -> tuple[p
 def _save(figure: Figure, path: Path) -> None:
     FigureCanvasAgg(figure)
     figure.savefig(path, dpi=120)
+
+
+def plot_layer_scores(choices: dict[str, dict], path: Path) -> bool:
+    """Each data-driven strategy's score of every teacher layer (Block Influence, or the teacher's loss
+    without that layer), the layers it kept in colour. `choices` maps a strategy to its teacher-stage
+    record (`layers` kept, `scores` by layer). Returns False (and draws nothing) when none has scores."""
+    scored = {strategy: chosen for strategy, chosen in choices.items() if chosen.get("scores")}
+    if not scored:
+        return False
+    figure = Figure(figsize=(6.5, 2.6 * len(scored)), layout="constrained")
+    for row, (strategy, chosen) in enumerate(scored.items()):
+        axes = figure.add_subplot(len(scored), 1, row + 1)
+        layers = sorted(int(layer) for layer in chosen["scores"])
+        values = [
+            chosen["scores"][str(layer) if str(layer) in chosen["scores"] else layer] for layer in layers
+        ]
+        colours = ["C0" if layer in chosen["layers"] else "0.75" for layer in layers]
+        axes.bar(layers, values, color=colours)
+        axes.set_xticks(layers)
+        axes.set_xlabel("teacher layer (1 = nearest the embeddings)")
+        what = "block influence" if strategy == "auto:bi" else "loss without the layer"
+        axes.set_ylabel(what)
+        axes.set_title(f"{strategy}: keeps {', '.join(map(str, chosen['layers']))} (blue)")
+        axes.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+    return True

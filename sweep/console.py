@@ -127,6 +127,7 @@ class Progress(Callback):
             unit="trial",
             dynamic_ncols=True,
             disable=None,  # drawn on a terminal only; a log keeps the per-trial lines
+            leave=False,  # the lines of the trials stay; the bar goes once the stage is over
             bar_format="{desc}: {n_fmt}/{total_fmt} done {bar} [{elapsed}<{remaining}{postfix}]",
         )
         self._postfix()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from pathlib import Path
 
 from analysis.rank import rank_into, top_strategy
 from analysis.report import console_table
 from analysis.results import InputError
+
+LAYER_SCORES = "layer_scores.png"
 
 
 def rank_stage(stage_source: Path, study_dir: Path, metric: str, stage: str = "replicate") -> str | None:
@@ -28,3 +31,16 @@ def rank_stage(stage_source: Path, study_dir: Path, metric: str, stage: str = "r
     print(console_table(study))
     print(f"Full ranking: {study_dir / 'ranking.csv'} and {study_dir / 'report.md'}")
     return top_strategy(study)
+
+
+def plot_choices(study_dir: Path) -> None:
+    """Draw what the data-driven strategies scored each teacher layer, from the teacher stage's record."""
+    from analysis.plots import plot_layer_scores
+
+    record = json.loads((study_dir / "teacher" / "stage.json").read_text())
+    path = study_dir / LAYER_SCORES
+    try:
+        if plot_layer_scores(record["strategies"], path):
+            print(f"Layer scores of the data-driven strategies: {path}")
+    except Exception as error:  # a plot must not cost the study its other outputs
+        print(f"Warning: {path} could not be drawn ({type(error).__name__}: {error}).")

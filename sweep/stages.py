@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from analysis.results import error_line, load_results, write_trials_csv
+from analysis.results import load_results, write_trials_csv
 from sweep import export, ranking, results, spaces
 from sweep.checks import Checked
 from sweep.cluster import Cluster, ray_cluster
@@ -72,6 +72,7 @@ def run_stages(config: StudyConfig, checked: Checked, cluster: Cluster) -> resul
         space = spaces.replicate_space(config, base, teacher, settings)
         total = len(config.strategies) * len(settings) * len(config.seeds)
         last = run_tune_stage(config, "replicate", cluster, space, replicate_tuner, total)
+        _ended(last, config.local_dir / "replicate" / TRIALS_CSV)
     return last
 
 
@@ -89,10 +90,13 @@ def run_search(config: StudyConfig, cluster: Cluster, teacher: dict, base: dict)
             )
 
         parts.append(run_tune_stage(config, folder, cluster, space, make, config.search.num_samples))
+    csv = config.local_dir / "search" / TRIALS_CSV
     if len(groups) > 1:
-        write_trials_csv(load_results(config.local_dir / "search"), config.local_dir / "search" / TRIALS_CSV)
+        write_trials_csv(load_results(config.local_dir / "search"), csv)
     paths = [path for part in parts for path in part.paths]
-    return results.StageResults("search", paths, [t for part in parts for t in part.trials])
+    search = results.StageResults("search", paths, [t for part in parts for t in part.trials])
+    _ended(search, csv)
+    return search
 
 
 def slug(strategy: str) -> str:
@@ -134,13 +138,14 @@ def run_tune_stage(
     csv = config.local_dir / folder / TRIALS_CSV
     csv.parent.mkdir(parents=True, exist_ok=True)
     write_trials_csv(load_results(Path(path)), csv)
-    print(f"{folder}: {len(stage.trials)} trials, {len(stage.failed)} failed; per-trial results in {csv}")
-    for trial in stage.failed:
-        print(
-            f"  failed: {trial.config.get('strategy')} seed {trial.config.get('seed')}: {error_line(trial)}"
-        )
     _save_state(config, {**state, folder: True})
     return stage
+
+
+def _ended(stage: results.StageResults, csv: Path) -> None:
+    print(
+        f"{stage.stage}: {len(stage.trials)} trials, {len(stage.failed)} failed; per-trial results in {csv}"
+    )
 
 
 def trainable(cluster: Cluster):
@@ -256,6 +261,7 @@ def finish(config: StudyConfig, final: results.StageResults) -> bool:
     Returns False when nothing could be ranked (everything else still runs)."""
     local = config.local_dir
     top = ranking.rank_stage(local / final.stage, local, config.ranked_metric, final.stage)
+    ranking.plot_choices(local)
     export_best(config, final, top)
     print(f"TensorBoard: tensorboard --logdir {config.study_dir}")
     return top is not None

@@ -86,7 +86,6 @@ def prepare_teacher(config: StudyConfig, finetune: bool, out_dir: str, layers: d
     scores = loop.score_splits(kept.teacher, kept.data, kept.task, kept.tokenizer, kept.device, None)
     if config.trial.teacher_cache and kept.is_local:
         for with_hidden in cache_variants(config):
-            print(f"Teacher stage: caching teacher outputs (hidden states: {with_hidden}) ...", flush=True)
             kept.teacher_outputs(with_hidden, config.trial.cache_memory_mb * 1024**2)
     return {
         "path": path,

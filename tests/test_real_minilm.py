@@ -75,3 +75,22 @@ def test_mnli_smoke_pass(minilm: str, shared_data: Path, tmp_path: Path) -> None
     for key in (metrics.EVAL_ACCURACY, metrics.extra_eval_accuracy("matched"), metrics.TEST_ACCURACY):
         assert 0.0 <= report[key] <= 1.0
         assert report[key] * 64 == round(report[key] * 64)  # every one of the 64 examples scored
+
+
+def test_hard_matched_shares_premises_but_no_row_with_the_training_rows(shared_data: Path) -> None:
+    """The README's claim about the MNLI test set: no (premise, hypothesis) pair of the 1k files, but
+    653 of its rows reuse one of 521 premises of validation_matched_1k with another hypothesis."""
+    import json
+
+    def rows(name: str) -> list[dict]:
+        return [json.loads(line) for line in (shared_data / "mnli" / name).read_text().splitlines()]
+
+    hard, matched, mismatched = (
+        rows(f"{n}.jsonl") for n in ("hard_matched", "validation_matched_1k", "validation_mismatched_1k")
+    )
+    pairs = {(r["premise"], r["hypothesis"]) for r in matched + mismatched}
+    assert not any((r["premise"], r["hypothesis"]) in pairs for r in hard)
+    premises = {r["premise"] for r in matched}
+    reused = [r for r in hard if r["premise"] in premises]
+    assert (len(reused), len({r["premise"] for r in reused})) == (653, 521)
+    assert not {r["premise"] for r in hard} & {r["premise"] for r in mismatched}

@@ -125,24 +125,58 @@ def run_trainable(config: TrialConfig, cold: bool = False) -> dict:
         resident.forget()
         for folder in (Path(config.teacher) / CACHE_DIR).glob("*"):
             _remove(folder)
-    reporter = LocalReporter(tempfile.mkdtemp(prefix="bench-trial-"))
+    reporter = TimedReporter(tempfile.mkdtemp(prefix="bench-trial-"))
     started = time.perf_counter()
     reports = distill.run_trial(config, reporter)
     wall_s = time.perf_counter() - started
     laps = [seconds for _, _, seconds in reporter.steps]
     train_s = sum(sum(lap.values()) for lap in laps)
-    rows = len(resident.resident(config.teacher, config.data, config.device, False).data.train)
+    kept = resident.resident(config.teacher, config.data, config.device, False)
+    evaluation = config.epochs * evaluation_seconds(config)
     return {
         "train_s": round(train_s, 2),
         "trial_wall_s": round(wall_s, 2),
         "overhead_fraction": round(1 - train_s / wall_s, 3),
-        "examples_per_s": round(rows * config.epochs / train_s, 1),
+        "overhead_s": {
+            "evaluation": round(evaluation, 2),
+            "checkpoints": round(reporter.saving_s, 2),
+            "rest": round(wall_s - train_s - evaluation - reporter.saving_s, 2),
+        },
+        "examples_per_s": round(len(kept.data.train) * config.epochs / train_s, 1),
         "ms_per_step": {
             part: round(1000 * statistics.fmean(lap[part] for lap in laps), 1) for part in laps[0]
         },
         "eval_accuracy": reports[-1][metrics.EVAL_ACCURACY],
         "laps": laps,
     }
+
+
+class TimedReporter(LocalReporter):
+    """The local reporter, also counting the seconds its checkpoints take to write."""
+
+    saving_s = 0.0
+
+    def report(self, metrics: dict, state: dict) -> None:
+        started = time.perf_counter()
+        super().report(metrics, state)
+        self.saving_s += time.perf_counter() - started
+
+
+def evaluation_seconds(config: TrialConfig) -> float:
+    """Seconds of one epoch's evaluation, as a trial runs it (all validation sets, no test set)."""
+    setup = distill.prepare(config)
+    started = time.perf_counter()
+    loop.score_splits(
+        setup.student,
+        setup.data,
+        setup.kept.task,
+        setup.tokenizer,
+        setup.device,
+        setup.dtype,
+        config.eval_batch_size,
+        False,
+    )
+    return time.perf_counter() - started
 
 
 def _remove(folder: Path) -> None:
@@ -181,6 +215,10 @@ def precision_comparison(config: TrialConfig, epochs: int, seeds: int) -> dict:
             "std": round(statistics.stdev(accuracies), 4) if len(accuracies) > 1 else None,
             "examples_per_s": round(statistics.fmean(r["examples_per_s"] for r in results), 1),
             "overhead_fraction": round(statistics.fmean(r["overhead_fraction"] for r in results), 3),
+            "overhead_s": {
+                part: round(statistics.fmean(r["overhead_s"][part] for r in results), 2)
+                for part in results[0]["overhead_s"]
+            },
         }
     gap = summary["bf16"]["mean"] - summary["fp32"]["mean"]
     noise = summary["fp32"]["std"]

@@ -408,3 +408,26 @@ def test_each_task_is_ranked_by_its_own_metric(task: str, metrics: tuple[str, ..
     assert ranking["retention"].notna().all()
     stage = json.loads((study / "teacher" / "stage.json").read_text())
     assert set(stage["scores"]) == set(metrics) and stage["scores"][metrics[0]] > 0.5
+
+
+def test_an_unreadable_best_checkpoint_is_named_and_the_next_best_seed_exported(
+    smoke: Path, tmp_path: Path, capsys
+) -> None:
+    """Resuming a finished study ranks and exports again; a damaged checkpoint costs only itself."""
+    from trainables.reporting import STATE_FILE
+
+    copy = tmp_path / "smoke"
+    shutil.copytree(smoke, copy)
+    settings = yaml.safe_load((copy / "study.yaml").read_text())
+    (copy / "study.yaml").write_text(yaml.safe_dump({**settings, "storage_path": str(tmp_path)}))
+    best = json.loads((smoke / "best_student" / "student.json").read_text())
+    (damaged,) = (copy / "replicate").glob(f"{best['trial_id']}_*/checkpoint_*/{STATE_FILE}")
+    damaged.write_bytes(b"overwritten")
+
+    assert main(["--resume", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert f"cannot read the checkpoint {damaged}" in out
+    exported = json.loads((copy / "best_student" / "student.json").read_text())
+    assert exported["trial_id"] != best["trial_id"] and exported["strategy"] == best["strategy"]
+    assert exported["chosen_as"].endswith("the top-ranked strategy with a readable checkpoint")
+    assert (copy / "ranking.csv").is_file() and (copy / "speed.json").is_file()

@@ -13,142 +13,37 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
 from sweep.presets import merge, preset
-from trainables.config import SEARCHED, TrialSettings
+from sweep.sections import (
+    ExportSpec,
+    FaultSpec,
+    ReplicateSpec,
+    Resources,
+    SearchSpec,
+    TeacherStage,
+    TinySpec,
+    check_space,
+)
+from trainables.config import TrialSettings
 from trainables.data import DataConfig, is_file_source, task_spec
 from trainables.errors import ConfigError
 from trainables.metrics import EVAL, SELECTION, scored
 from trainables.settings import (
     Count,
-    Flag,
-    Index,
-    NonNegative,
-    Number,
-    Positive,
     Text,
     Whole,
     build,
     settings,
 )
-from trainables.teacher import TeacherSettings
 
 STAGES = ("search", "replicate")
 STUDY_FILE = "study.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def _range_mapping(bounds: Any) -> Any:
-    """A range may be written [min, max] (log-scaled for lr) or as one number, which fixes it."""
-    if isinstance(bounds, (int, float)) and not isinstance(bounds, bool):
-        return {"min": bounds, "max": bounds}
-    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-        return {"min": bounds[0], "max": bounds[1]}
-    return bounds
-
-
-@settings
-@dataclass
-class Range:
-    """A searched hyper-parameter: uniform on [min, max], log-uniform when `log`."""
-
-    min: Number
-    max: Number
-    log: Flag = False
-
-    @property
-    def fixed(self) -> bool:
-        return self.min == self.max
-
-
-SearchRange = Annotated[Range, BeforeValidator(_range_mapping)]
-
-
-def _default_space() -> dict[str, Range]:
-    return {
-        "temperature": Range(1.0, 8.0),
-        "alpha_ce": Range(0.0, 1.0),
-        "alpha_kd": Range(0.0, 1.0),
-        "alpha_cos": Range(0.0, 1.0),
-        "lr": Range(1e-5, 2e-4, log=True),
-    }
-
-
-@dataclass
-class TeacherStage(TeacherSettings):
-    # auto: load `base` as is when it already classifies the task, else fine-tune it.
-    finetune: Flag | Literal["auto"] = "auto"
-    # Subsets of the study's train and validation sources for fine-tuning the teacher; null = all rows.
-    train_size: Count | None = None
-    validation_size: Count | None = None
-    # Training rows that data-driven strategies (auto:...) score the teacher's layers on.
-    calibration_size: Count = 256
-
-
-@settings
-@dataclass
-class SearchSpec:
-    # per_strategy: each strategy gets its own TPE search of num_samples trials (a fair contest);
-    # joint: one search of num_samples trials samples the strategy like a hyper-parameter.
-    mode: Literal["per_strategy", "joint"] = "per_strategy"
-    num_samples: Count = 8
-    seed: Index = 0  # the trials' seed during the search; the replicate stage varies it
-    sampler_seed: Index = 0
-    grace_period: Count = 1
-    reduction_factor: Annotated[Whole, Field(ge=2)] = 2
-    space: dict[Literal[SEARCHED], SearchRange] = field(default_factory=_default_space)  # type: ignore[valid-type]
-
-
-@settings
-@dataclass
-class ReplicateSpec:
-    # A count N (seeds 0..N-1), a list of seeds, or null: the fewest seeds that can decide a tie.
-    seeds: Count | list[Index] | None = None
-    # After a search, also replicate every strategy at the fixed settings: a second ranking beside
-    # the tuned one (a strategy whose best search setting is the fixed one runs once, for both).
-    fixed: Flag = True
-
-
-@settings
-@dataclass
-class Resources:
-    address: Text | None = None
-    cpus: Count | None = None
-    gpus: NonNegative | None = None
-    cpus_per_trial: Positive = 1.0
-    gpus_per_trial: NonNegative | None = None  # null: 1 when the cluster has GPUs, else 0
-    max_concurrent_trials: Count | None = None
-
-
-@settings
-@dataclass
-class ExportSpec:
-    speed_batch_size: Count = 32
-    speed_batches: Count = 20
-
-
-@settings
-@dataclass
-class TinySpec:
-    """The smoke study's generated encoder (keyword arguments of trainables.tiny.write_tiny_encoder)."""
-
-    layers: Annotated[Whole, Field(ge=2, le=24)] = 4
-    hidden: Annotated[Whole, Field(ge=8, le=1024, multiple_of=2)] = 64
-    seed: Index = 0
-
-
-@settings
-@dataclass
-class FaultSpec:
-    """An injected fault for recovery tests, applied to the matching replicate-stage trials."""
-
-    fault: Text
-    strategy: Text | None = None
-    seed: Index | None = None
 
 
 @settings
@@ -235,7 +130,7 @@ class StudyConfig:
             )
         task_spec(self.data.task)
         self.trial.check_weights()
-        _check_space(self.search.space, self.trial)
+        check_space(self.search.space, self.trial)
         search = self.search
         if "search" in self.stages and search.mode == "joint" and search.num_samples < len(self.strategies):
             raise ConfigError(
@@ -243,6 +138,8 @@ class StudyConfig:
                 f"strategies; the joint search tries every strategy at least once, so num_samples must "
                 f"be at least {len(self.strategies)}."
             )
+        from sweep.cluster import check_resources
+
         check_resources(self.resources)
         self._check_faults()
 
@@ -255,83 +152,6 @@ class StudyConfig:
 
 def is_uri(path: str) -> bool:
     return "://" in path
-
-
-def _check_space(space: dict[str, Range], trial: TrialSettings) -> None:
-    """Ranges must be ordered and hold only values the trainable accepts."""
-    for name, bounds in space.items():
-        if bounds.min > bounds.max:
-            raise ConfigError(f"search.space.{name} has min {bounds.min} > max {bounds.max}; swap them.")
-        if bounds.log and bounds.min <= 0:
-            raise ConfigError(f"search.space.{name} is log-scaled, so min must be > 0, got {bounds.min}.")
-    lowest = {name: bounds.min for name, bounds in space.items()}
-    if lowest.get("temperature", 1.0) <= 0:
-        raise ConfigError(f"search.space.temperature must stay > 0, got min {lowest['temperature']}.")
-    if lowest.get("lr", 1.0) <= 0:
-        raise ConfigError(f"search.space.lr must stay > 0, got min {lowest['lr']}.")
-    weights = ("alpha_ce", "alpha_kd", "alpha_cos")
-    negative = [w for w in weights if lowest.get(w, 0.0) < 0]
-    if negative:
-        raise ConfigError(f"Loss weights cannot be negative: search.space ranges of {negative} go below 0.")
-    highest = [space[w].max if w in space else getattr(trial, w) for w in weights]
-    if max(highest) <= 0:
-        raise ConfigError(
-            "The search space makes every loss weight 0 (alpha_ce, alpha_kd and alpha_cos all have "
-            "max 0); give at least one of them a positive range."
-        )
-
-
-def check_resources(resources: Resources, cpus: float | None = None, gpus: float | None = None) -> None:
-    """Per-trial resources must be splittable and fit the cluster's totals.
-
-    The totals are the flags, else what this machine has; a cluster joined with `--address` is
-    checked again once connected (`cpus`/`gpus` given).
-    """
-    import os
-
-    per_cpu, per_gpu = resources.cpus_per_trial, resources.gpus_per_trial or 0.0
-    if per_gpu > 1 and not float(per_gpu).is_integer():
-        raise ConfigError(
-            f"--gpus-per-trial {per_gpu}: a trial may take a fraction of one GPU (e.g. 0.25 puts four "
-            f"trials on a GPU) or whole GPUs, not {per_gpu}."
-        )
-    if resources.address and cpus is None:
-        return  # the cluster's size is known only once connected
-    total_cpu = cpus if cpus is not None else (resources.cpus or os.cpu_count() or 1)
-    total_gpu = gpus if gpus is not None else local_gpus(resources)
-    where = "the cluster" if resources.address else "this machine"
-    if per_cpu > total_cpu:
-        raise ConfigError(
-            f"Each trial asks for {per_cpu} CPUs but {where} has {total_cpu:g}; lower --cpus-per-trial."
-        )
-    if per_gpu > total_gpu:
-        raise ConfigError(
-            f"Each trial asks for {per_gpu} GPUs but {where} has {total_gpu:g}; lower --gpus-per-trial"
-            f" (a fraction such as 0.25 shares one GPU between trials), or join a cluster with GPUs "
-            f"(--address)."
-        )
-
-
-def local_gpus(resources: Resources) -> float:
-    """GPUs a local Ray instance will have: --gpus, checked against what this machine has."""
-    import torch
-
-    present = torch.cuda.device_count()
-    if resources.gpus is None:
-        return float(present)
-    if resources.gpus > present:
-        raise ConfigError(
-            f"--gpus {resources.gpus:g} but this machine has {present} GPU(s). To use GPUs on other "
-            f"machines, start a Ray cluster there and pass --address."
-        )
-    return float(resources.gpus)
-
-
-def default_gpus_per_trial(resources: Resources, total_gpus: float) -> float:
-    """One GPU per trial when there are GPUs and nothing was asked, else what was asked."""
-    if resources.gpus_per_trial is not None:
-        return resources.gpus_per_trial
-    return 1.0 if total_gpus >= 1 else 0.0
 
 
 # --- building a StudyConfig from mappings --------------------------------------------------------

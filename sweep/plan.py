@@ -11,7 +11,8 @@ from pathlib import Path
 
 from analysis.stats import blocks_needed, examples_for, interval_half_width
 from sweep.checks import Checked
-from sweep.config import Range, StudyConfig
+from sweep.config import StudyConfig
+from sweep.sections import Range
 from sweep.teacher import read_record
 from trainables.config import SEARCHED
 from trainables.data import is_file_source

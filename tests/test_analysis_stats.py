@@ -40,15 +40,10 @@ def row(ranking, strategy: str) -> pd.Series:
 
 
 def scipy_ci(values: np.ndarray) -> tuple[float, float]:
-    result = stats.bootstrap(
-        (values,),
-        np.mean,
-        confidence_level=CONFIDENCE_LEVEL,
-        n_resamples=N_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(RANDOM_STATE),
-    )
-    return result.confidence_interval.low, result.confidence_interval.high
+    """The percentile bootstrap as scipy computes it, with the ranking's settings."""
+    settings = {"confidence_level": CONFIDENCE_LEVEL, "n_resamples": N_RESAMPLES, "method": "percentile"}
+    interval = stats.bootstrap((values,), np.mean, rng=np.random.default_rng(RANDOM_STATE), **settings)
+    return interval.confidence_interval.low, interval.confidence_interval.high
 
 
 def manual_holm(p: list[float]) -> list[float]:

@@ -12,19 +12,7 @@ import yaml
 
 from sweep.run import main
 from sweep.study_dir import LOCK_FILE
-from trainables.tiny import write_sentiment_task, write_tiny_encoder
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("bad-input-world")
-    paths = write_sentiment_task(root / "data")
-    return {"encoder": write_tiny_encoder(root / "encoder"), **paths}
-
-
-def smoke(world: dict, storage: Path, *more: str) -> list[str]:
-    data = [f"--{split}={world[split]}" for split in ("train", "validation", "test")]
-    return ["--preset", "smoke", "--storage-path", str(storage), "--teacher", world["encoder"], *data, *more]
+from tests.conftest import smoke_args
 
 
 def refused(capsys, args: list[str], message: str) -> None:
@@ -43,7 +31,7 @@ def refused(capsys, args: list[str], message: str) -> None:
 def with_yaml(world: dict, tmp_path: Path, values: dict, *more: str) -> list[str]:
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({"preset": "smoke", **values}))
-    return smoke(world, tmp_path, "--config", str(path), *more)
+    return smoke_args(world, tmp_path, "--config", str(path), *more)
 
 
 BAD_YAML = {
@@ -136,7 +124,7 @@ def test_bad_flags(case: str, world: dict, tmp_path: Path, capsys) -> None:
     }
     for placeholder, path in swap.items():
         flags = [flag.replace(placeholder, path) for flag in flags]
-    refused(capsys, smoke(world, tmp_path, "--dry-run", *flags), message)
+    refused(capsys, smoke_args(world, tmp_path, "--dry-run", *flags), message)
 
 
 def test_a_classifier_with_another_label_count_is_refused_before_ray(
@@ -149,14 +137,16 @@ def test_a_classifier_with_another_label_count_is_refused_before_ray(
     )
     three_way.save_pretrained(tmp_path / "mnli-teacher")
     BertTokenizer.from_pretrained(world["encoder"]).save_pretrained(tmp_path / "mnli-teacher")
-    args = smoke(world, tmp_path, "--teacher", str(tmp_path / "mnli-teacher"))
+    args = smoke_args(world, tmp_path, "--teacher", str(tmp_path / "mnli-teacher"))
     refused(capsys, args, "is a 3-way classifier but sst2 has 2 labels")
 
 
 def test_a_config_of_random_bytes(world: dict, tmp_path: Path, capsys) -> None:
     (tmp_path / "noise.yaml").write_bytes(os.urandom(512) + b"\xff\xfe")
     refused(
-        capsys, smoke(world, tmp_path, "--dry-run", "--config", str(tmp_path / "noise.yaml")), "Cannot read"
+        capsys,
+        smoke_args(world, tmp_path, "--dry-run", "--config", str(tmp_path / "noise.yaml")),
+        "Cannot read",
     )
 
 
@@ -181,7 +171,7 @@ def test_resuming_a_damaged_study_file(content: bytes, message: str, tmp_path: P
 def test_an_unwritable_storage_path(storage: str, world: dict, tmp_path: Path, capsys) -> None:
     (tmp_path / "file").write_text("")
     storage = storage.replace("__FILE__", str(tmp_path / "file"))
-    args = smoke(world, tmp_path)
+    args = smoke_args(world, tmp_path)
     args[args.index("--storage-path") + 1] = storage
     refused(capsys, args, "Cannot write the study folder")
 
@@ -192,7 +182,7 @@ def test_a_cluster_address_where_nothing_listens_fails_within_seconds(
     started = time.perf_counter()
     refused(
         capsys,
-        smoke(world, tmp_path, "--address", "127.0.0.1:1"),
+        smoke_args(world, tmp_path, "--address", "127.0.0.1:1"),
         "No Ray cluster answers at --address 127.0.0.1:1",
     )
     assert time.perf_counter() - started < 30
@@ -206,7 +196,7 @@ def test_a_study_folder_in_use_by_another_run_is_refused(world: dict, tmp_path: 
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.write("pid 12345")
         held.flush()
-        refused(capsys, smoke(world, tmp_path), "is in use by another run of this study (pid 12345)")
+        refused(capsys, smoke_args(world, tmp_path), "is in use by another run of this study (pid 12345)")
     assert not (folder / "study.yaml").exists()
 
 
@@ -225,4 +215,4 @@ def test_unambiguous_values_written_as_text_are_taken_as_meant(world: dict, tmp_
     ids=["smoke", "seed list", "data-driven strategies"],
 )
 def test_valid_controls_pass(flags: list[str], world: dict, tmp_path: Path, capsys) -> None:
-    assert main(smoke(world, tmp_path, "--dry-run", *flags)) == 0, capsys.readouterr().err
+    assert main(smoke_args(world, tmp_path, "--dry-run", *flags)) == 0, capsys.readouterr().err

@@ -10,25 +10,12 @@ import yaml
 from sweep import ranking, stages
 from sweep.config import load_yaml, resolve
 from sweep.run import _strategies, main
+from tests.conftest import smoke_args
 from trainables.layers import select_layers
-from trainables.tiny import write_sentiment_task, write_tiny_encoder
+from trainables.tiny import write_tiny_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "validation", "test", "selection")
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict[str, str]:
-    """A tiny 4-layer encoder and the tiny task, written once for the module."""
-    root = tmp_path_factory.mktemp("sweep-world")
-    paths = write_sentiment_task(root / "data")
-    return {"encoder": write_tiny_encoder(root / "encoder"), **paths}
-
-
-def smoke_args(world: dict, storage: Path, *more: str) -> list[str]:
-    """The smoke preset on the module's tiny world (nothing generated per test)."""
-    data = [f"--{split}={world[split]}" for split in ("train", "validation", "test")]
-    return ["--preset", "smoke", "--storage-path", str(storage), "--teacher", world["encoder"], *data, *more]
 
 
 def cli(capsys, args: list[str]) -> tuple[int, str, str]:

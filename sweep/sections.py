@@ -1,0 +1,150 @@
+"""The sections of a study's settings besides a trial's, the data's and the teacher's fine-tuning:
+the teacher stage, the search, the replicate stage, resources, the exported student's speed check,
+the smoke study's tiny world and injected faults. Each setting is defined once, with its type,
+default and check (see `trainables.settings`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from trainables.config import SEARCHED, TrialSettings
+from trainables.errors import ConfigError
+from trainables.settings import Count, Flag, Index, NonNegative, Number, Positive, Text, Whole, settings
+from trainables.teacher import TeacherSettings
+
+
+def _range_mapping(bounds: Any) -> Any:
+    """A range may be written [min, max] (log-scaled for lr) or as one number, which fixes it."""
+    if isinstance(bounds, (int, float)) and not isinstance(bounds, bool):
+        return {"min": bounds, "max": bounds}
+    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+        return {"min": bounds[0], "max": bounds[1]}
+    return bounds
+
+
+@settings
+@dataclass
+class Range:
+    """A searched hyper-parameter: uniform on [min, max], log-uniform when `log`."""
+
+    min: Number
+    max: Number
+    log: Flag = False
+
+    @property
+    def fixed(self) -> bool:
+        return self.min == self.max
+
+
+SearchRange = Annotated[Range, BeforeValidator(_range_mapping)]
+
+
+def _default_space() -> dict[str, Range]:
+    return {
+        "temperature": Range(1.0, 8.0),
+        "alpha_ce": Range(0.0, 1.0),
+        "alpha_kd": Range(0.0, 1.0),
+        "alpha_cos": Range(0.0, 1.0),
+        "lr": Range(1e-5, 2e-4, log=True),
+    }
+
+
+@dataclass
+class TeacherStage(TeacherSettings):
+    # auto: load `base` as is when it already classifies the task, else fine-tune it.
+    finetune: Flag | Literal["auto"] = "auto"
+    # Subsets of the study's train and validation sources for fine-tuning the teacher; null = all rows.
+    train_size: Count | None = None
+    validation_size: Count | None = None
+    # Training rows that data-driven strategies (auto:...) score the teacher's layers on.
+    calibration_size: Count = 256
+
+
+@settings
+@dataclass
+class SearchSpec:
+    # per_strategy: each strategy gets its own TPE search of num_samples trials (a fair contest);
+    # joint: one search of num_samples trials samples the strategy like a hyper-parameter.
+    mode: Literal["per_strategy", "joint"] = "per_strategy"
+    num_samples: Count = 8
+    seed: Index = 0  # the trials' seed during the search; the replicate stage varies it
+    sampler_seed: Index = 0
+    grace_period: Count = 1
+    reduction_factor: Annotated[Whole, Field(ge=2)] = 2
+    space: dict[Literal[SEARCHED], SearchRange] = field(default_factory=_default_space)  # type: ignore[valid-type]
+
+
+@settings
+@dataclass
+class ReplicateSpec:
+    # A count N (seeds 0..N-1), a list of seeds, or null: the fewest seeds that can decide a tie.
+    seeds: Count | list[Index] | None = None
+    # After a search, also replicate every strategy at the fixed settings: a second ranking beside
+    # the tuned one (a strategy whose best search setting is the fixed one runs once, for both).
+    fixed: Flag = True
+
+
+@settings
+@dataclass
+class Resources:
+    address: Text | None = None
+    cpus: Count | None = None
+    gpus: NonNegative | None = None
+    cpus_per_trial: Positive = 1.0
+    gpus_per_trial: NonNegative | None = None  # null: 1 when the cluster has GPUs, else 0
+    max_concurrent_trials: Count | None = None
+
+
+@settings
+@dataclass
+class ExportSpec:
+    speed_batch_size: Count = 32
+    speed_batches: Count = 20
+
+
+@settings
+@dataclass
+class TinySpec:
+    """The smoke study's generated encoder (keyword arguments of trainables.tiny.write_tiny_encoder)."""
+
+    layers: Annotated[Whole, Field(ge=2, le=24)] = 4
+    hidden: Annotated[Whole, Field(ge=8, le=1024, multiple_of=2)] = 64
+    seed: Index = 0
+
+
+@settings
+@dataclass
+class FaultSpec:
+    """An injected fault for recovery tests, applied to the matching replicate-stage trials."""
+
+    fault: Text
+    strategy: Text | None = None
+    seed: Index | None = None
+
+
+def check_space(space: dict[str, Range], trial: TrialSettings) -> None:
+    """Ranges must be ordered and hold only values the trainable accepts."""
+    for name, bounds in space.items():
+        if bounds.min > bounds.max:
+            raise ConfigError(f"search.space.{name} has min {bounds.min} > max {bounds.max}; swap them.")
+        if bounds.log and bounds.min <= 0:
+            raise ConfigError(f"search.space.{name} is log-scaled, so min must be > 0, got {bounds.min}.")
+    lowest = {name: bounds.min for name, bounds in space.items()}
+    if lowest.get("temperature", 1.0) <= 0:
+        raise ConfigError(f"search.space.temperature must stay > 0, got min {lowest['temperature']}.")
+    if lowest.get("lr", 1.0) <= 0:
+        raise ConfigError(f"search.space.lr must stay > 0, got min {lowest['lr']}.")
+    weights = ("alpha_ce", "alpha_kd", "alpha_cos")
+    negative = [w for w in weights if lowest.get(w, 0.0) < 0]
+    if negative:
+        raise ConfigError(f"Loss weights cannot be negative: search.space ranges of {negative} go below 0.")
+    highest = [space[w].max if w in space else getattr(trial, w) for w in weights]
+    if max(highest) <= 0:
+        raise ConfigError(
+            "The search space makes every loss weight 0 (alpha_ce, alpha_kd and alpha_cos all have "
+            "max 0); give at least one of them a positive range."
+        )

@@ -163,9 +163,12 @@ def test_smoke_study_runs_every_stage(smoke: Path) -> None:
 
 
 def test_tensorboard_shows_hparams_and_epoch_scalars(smoke: Path) -> None:
+    """Also with workers reused from trial to trial, each trial's folder holds its own steps, once."""
     for trial in (smoke / "replicate").glob("*_seed*"):
-        events = EventAccumulator(str(trial), size_guidance={"tensors": 0})
+        events = EventAccumulator(str(trial), size_guidance={"tensors": 0, "scalars": 0})
         events.Reload()
+        steps = [event.step for event in events.Scalars("step/loss")]
+        assert steps == list(range(1, 2 * TINY_STEPS_PER_EPOCH + 1))
         assert {"ray/tune/eval_accuracy", "ray/tune/learning_rate", "ray/tune/train_loss_kd"} <= set(
             events.Tags()["scalars"]
         )

@@ -193,7 +193,8 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
         train = loop.train_epoch(
             model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device, dtype
         )
-        scores = loop.score_splits(model, data, spec, tokenizer, device, None)
+        last = epoch + 1 == config.epochs
+        scores = loop.score_splits(model, data, spec, tokenizer, device, dtype, with_test=last)
         history.append({"epoch": epoch + 1, "train_loss": train["loss"], **scores})
         shown = ", ".join(f"{name} {value:.4f}" for name, value in history[-1].items() if name != "epoch")
         print(

@@ -80,6 +80,12 @@ def run_search(config: StudyConfig, cluster: Cluster, teacher: dict, base: dict)
     """The search: one TPE study per strategy, each in `search/<strategy>/` (or one joint study)."""
     space = spaces.search_base(config, base)
     groups = [[s] for s in config.strategies] if config.search.mode == "per_strategy" else [config.strategies]
+    if len(groups) > 1:
+        print(
+            f"search: {len(groups)} strategies x {config.search.num_samples} trials, up to "
+            f"{min(config.search.num_samples, cluster.concurrent)} at once, in {config.study_dir}/search",
+            flush=True,
+        )
     parts = []
     for strategies in groups:
         folder = f"search/{slug(strategies[0])}" if len(groups) > 1 else "search"
@@ -125,8 +131,11 @@ def run_tune_stage(
                 path, trainable=trainable(cluster), resume_unfinished=True, param_space=space
             )
         else:
-            at_once = min(total, cluster.concurrent)
-            print(f"{folder}: {total} trials, up to {at_once} at once, in {path}", flush=True)
+            if "/" not in folder:  # a strategy's own search is announced with the whole search
+                print(
+                    f"{folder}: {total} trials, up to {min(total, cluster.concurrent)} at once, in {path}",
+                    flush=True,
+                )
             tuner = make_tuner(config, cluster, space, folder)
         tuner.fit()
     stage = results.load_stage([path], folder.split("/")[0])

@@ -86,7 +86,7 @@ def test_the_console_fits_on_a_screen_and_shows_progress_results_and_ranking(smo
     lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
     finished = [line for line in screen_lines(text) if "eval_accuracy 0." in line and " seed " in line]
     assert len(finished) == 2 * 2 + 2 * 2  # one line per search trial and per replicate trial
-    assert any(line.startswith("search/bottom: 2 trials, up to 2 at once") for line in lines)
+    assert any(line.startswith("search: 2 strategies x 2 trials, up to 2 at once") for line in lines)
     assert any(line.startswith("replicate: 4 trials") for line in lines)
     assert any("done" in line and "running" in line and "failed" in line for line in lines)  # the bar
     assert any(line.startswith("search: 4 trials, 0 failed; per-trial results in") for line in lines)

@@ -288,7 +288,10 @@ def export_best(config: StudyConfig, final: results.StageResults, top: str | Non
         if trial.checkpoint is None:
             continue
         which = (
-            f"the {'best' if place == 0 else f'number {place + 1}'} seed of {top}, the top-ranked strategy"
+            f"the best seed of {top}, the top-ranked strategy"
+            if place == 0
+            else f"the number {place + 1} seed of {top}, "
+            "the best of the top-ranked strategy with a readable checkpoint"
         )
         try:
             export.export_student(trial, teacher, student_dir, metric, which)

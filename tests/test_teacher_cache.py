@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from trainables import metrics, teacher_cache
+from trainables import loop, metrics, teacher_cache
 from trainables.config import TrialConfig
 from trainables.data import DataConfig, load_task_data
 from trainables.distill import run_trial
@@ -46,13 +46,32 @@ def test_cached_logits_give_the_same_metrics_as_a_live_teacher(
 
 
 def test_hidden_state_targets_match_a_live_teacher(tiny_teacher: str, tiny_task: DataConfig) -> None:
-    """Cached hidden states are fp32, as a live teacher computes them: over 2 epochs a cached run
-    and a live one end with the same accuracy and losses equal to float rounding (1e-5)."""
+    """Cached hidden states are fp32 and equal, token for token, to what a live teacher computes for
+    a shuffled training batch (up to float rounding from the cache's own batching)."""
+    model, tokenizer, _ = load_teacher(tiny_teacher, tiny_task.task)
+    rows = load_task_data(tiny_task, tokenizer).train
+    cached = cached_outputs(tiny_teacher, tiny_task)
+    batch = next(iter(loop.make_loader(rows, tokenizer, 16, model.device, shuffle_seed=3)))
+    with torch.no_grad():
+        live = model(**loop.model_inputs(batch), output_hidden_states=True)
+    logits, hidden = cached.batch(batch["example_index"], batch["attention_mask"], model.device)
+    assert hidden.dtype == torch.float32
+    torch.testing.assert_close(logits, live.logits, rtol=0, atol=1e-5)
+    mask = batch["attention_mask"].bool()
+    torch.testing.assert_close(hidden[mask], live.hidden_states[-1][mask], rtol=0, atol=1e-5)
+    assert not hidden[~mask].any()  # padding stays zero, as the cosine loss masks it out
+
+
+def test_cosine_trials_learn_the_same_from_a_cached_or_a_live_teacher(
+    tiny_teacher: str, tiny_task: DataConfig
+) -> None:
+    """Two fp32 epochs with the cosine term: the targets' rounding differences (above) move the
+    losses by less than 1e-4 and leave the accuracy unchanged."""
     live = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=False))
     cached = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=True))
     for live_epoch, cached_epoch in zip(live, cached, strict=True):
         for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
-            assert cached_epoch[key] == pytest.approx(live_epoch[key], rel=1e-5), key
+            assert cached_epoch[key] == pytest.approx(live_epoch[key], rel=1e-4), key
         assert cached_epoch[metrics.EVAL_ACCURACY] == live_epoch[metrics.EVAL_ACCURACY]
 
 

@@ -193,8 +193,11 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
         train = loop.train_epoch(
             model, order, step_loss, optimizer, scheduler, config.max_grad_norm, device, dtype
         )
+        # The last epoch's scores are the teacher's record: in fp32, as every trial scores it.
         last = epoch + 1 == config.epochs
-        scores = loop.score_splits(model, data, spec, tokenizer, device, dtype, with_test=last)
+        scores = loop.score_splits(
+            model, data, spec, tokenizer, device, None if last else dtype, with_test=last
+        )
         history.append({"epoch": epoch + 1, "train_loss": train["loss"], **scores})
         shown = ", ".join(f"{name} {value:.4f}" for name, value in history[-1].items() if name != "epoch")
         print(

@@ -28,7 +28,7 @@ import pandas as pd
 from analysis.aggregate import Sample, exclusions, samples, strategy_facts, task_metric, trial_notes
 from analysis.names import BEST_CONFIG, SEARCH, STAGES, TUNED_SETTING
 from analysis.outputs import write_outputs
-from analysis.report import console_table
+from analysis.report import console_table, power_sentence, significance_sentence
 from analysis.results import InputError, Results, load_results, merge_results, resolve_input
 from analysis.stats import Ranking, rank_strategies
 from analysis.values import REDUCTIONS, full_budget, trial_values
@@ -248,6 +248,8 @@ def _print_summary(study: Study, written: list[Path]) -> None:
     print(console_table(study))
     for ranked in study.ranked:
         print(f"\n{study.heading(ranked)}:")
+        for sentence in (significance_sentence(ranked.ranking), power_sentence(ranked.ranking)):
+            print(f"  {sentence}" if sentence else "", end="\n" if sentence else "")
         for note in ranked.ranking.notes:
             print(f"  - {note}")
     for note in study.notes:

@@ -176,18 +176,16 @@ def write_report(
 
 
 def console_table(study: Study) -> str:
-    """The rankings as compact text for a terminal: per ranking a heading, one line per
-    strategy, the significance sentence and the power estimate."""
+    """The rankings as compact text for a terminal: per ranking a heading and one line per strategy
+    (the significance sentence and the power estimate are in report.md)."""
     blocks = []
     for ranked in study.ranked:
         rows = [_console_row(row) for _, row in ranked.ranking.table.iterrows()]
         lines = [
-            f"{study.heading(ranked)} ({study.metric}): rank, strategy, teacher layers, "
-            "mean ± 95% CI half-width, tied with best"
+            f"{study.heading(ranked)} ({study.metric}): rank, strategy, layers, mean ± 95% CI, tied with best"
         ]
         lines += _aligned(rows)
-        lines += [significance_sentence(ranked.ranking), power_sentence(ranked.ranking)]
-        blocks.append("\n".join(line for line in lines if line))
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 

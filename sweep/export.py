@@ -53,7 +53,6 @@ def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: 
         "hyperparameters": {k: config[k] for k in SEARCHED},
     }
     (out_dir / STUDENT_INFO).write_text(json.dumps(info, indent=2))
-    print(f"Best student: {which} ({config['strategy']}, seed {config['seed']}) saved to {out_dir}")
     return info
 
 
@@ -120,11 +119,4 @@ def _sync(device: torch.device) -> None:
 def write_speed(speed: dict, study_dir: Path) -> Path:
     path = study_dir / SPEED_JSON
     path.write_text(json.dumps(speed, indent=2))
-    teacher, student = speed["teacher"], speed["student"]
-    print(
-        f"Inference on {speed['device']} ({speed['examples']} examples, batch {speed['batch_size']}): "
-        f"teacher {teacher['examples_per_second']:.1f} examples/s ({teacher['parameters']:,} parameters), "
-        f"student {student['examples_per_second']:.1f} examples/s ({student['parameters']:,} parameters): "
-        f"speed-up {speed['speedup']:.2f}x. Written to {path}."
-    )
     return path

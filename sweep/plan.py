@@ -181,8 +181,8 @@ def summary(config: StudyConfig, checked: Checked) -> list[str]:
     """The study in a few lines: teacher, data, strategies, stages, and the warnings."""
     data, teacher, trial = config.data, config.teacher, config.trial
     action = (
-        f"fine-tuned on {data.task} ({teacher.epochs} epochs, lr {teacher.lr:g}, "
-        f"batch {teacher.batch_size}, train size {_size(teacher.train_size)})"
+        f"fine-tuned on {data.task} ({teacher.epochs} epochs, lr {teacher.lr:g}, batch {teacher.batch_size}"
+        + (f", {teacher.train_size} training rows)" if teacher.train_size else ")")
         if checked.finetune
         else "loaded as is (already a classifier for the task)"
     )
@@ -194,11 +194,9 @@ def summary(config: StudyConfig, checked: Checked) -> list[str]:
         f"Study {config.name} (preset {config.preset}) in {config.study_dir}",
         f"Teacher: {teacher.base} ({checked.teacher_layers} layers, {checked.teacher_params:,} "
         f"parameters), {action}",
-        f"Data ({data.task}): train {_source(data.train, data.train_size)}; validation "
-        f"{_source(data.validation, data.validation_size)}; test {_source(data.test, data.test_size)}"
-        + (f"; selection {_selection(config)}" if data.selection else ""),
-        f"Student: {trial.student_layers} layers, {checked.student_params:,} parameters; strategies "
-        f"(1-based teacher layers): {described}",
+        _data_line(config),
+        f"Student: {trial.student_layers} layers, {checked.student_params:,} parameters, from teacher layers "
+        f"{described}",
         f"Trials: {trial.epochs} epochs, batch size {trial.batch_size}; stages: {', '.join(config.stages)}; "
         f"ranked by {config.ranked_metric}"
         + (f", searched by {config.search_metric}" if "search" in config.stages else ""),
@@ -208,6 +206,27 @@ def summary(config: StudyConfig, checked: Checked) -> list[str]:
     lines += [f"Warning: {warning}" for warning in same_layer_warnings(layers)]
     lines += [f"Warning: {warning}" for warning in seed_count_warnings(config)]
     return lines
+
+
+def _data_line(config: StudyConfig) -> str:
+    """The data sources; files that all share one folder are named by that folder once."""
+    data = config.data
+    sources = [s for s in (data.train, data.validation, data.test, data.selection) if s]
+    folders = {Path(s).parent if is_file_source(s) else None for s in sources}
+    common = folders.pop() if len(folders) == 1 else None
+
+    def named(source: str | None, size: int | None) -> str:
+        return _source(Path(source).name if common and source else source, size)
+
+    parts = [
+        f"train {named(data.train, data.train_size)}",
+        f"validation {named(data.validation, data.validation_size)}",
+        f"test {named(data.test, data.test_size)}",
+    ]
+    if data.selection:
+        chosen = _selection(config) if data.holds_out else named(data.selection, data.selection_size)
+        parts.append(f"selection {chosen}")
+    return f"Data ({data.task}){f' in {common}' if common else ''}: " + "; ".join(parts)
 
 
 def _selection(config: StudyConfig) -> str:
@@ -226,9 +245,8 @@ def seed_count_warnings(config: StudyConfig) -> list[str]:
     if seeds >= needed:
         return []
     return [
-        f"{seeds} seeds per strategy: with {strategies} strategies, no strategy can test as "
-        f"significantly worse than the best (Holm-corrected Wilcoxon tests), however large the gap; "
-        f"the ranking will leave tied_with_best empty. {needed} seeds can decide it (--seeds {needed})."
+        f"{seeds} seeds cannot show any of {strategies} strategies worse than the best (Holm-corrected "
+        f"Wilcoxon); {needed} can (--seeds {needed})."
     ]
 
 
@@ -246,12 +264,11 @@ def same_layer_warnings(layers: dict[str, list[int] | None]) -> list[str]:
     ]
 
 
-def _size(size: int | None) -> str:
-    return "all" if size is None else str(size)
-
-
 def _source(source: str | None, size: int | None) -> str:
-    return f"{source} ({_size(size)} rows)" if source else "none"
+    """A source, with the size of its subset when only a subset is used."""
+    if not source:
+        return "none"
+    return source if size is None else f"{source} ({size} rows)"
 
 
 def data_notes(config: StudyConfig) -> list[str]:
@@ -267,8 +284,8 @@ def data_notes(config: StudyConfig) -> list[str]:
         )
     if "search" in config.stages and data.selection is None:
         notes.append(
-            "the search selects hyper-parameters on the validation set, which then ranks the strategies: "
-            "the tuned ranking reuses its selection rows. Set data.selection to keep them apart."
+            "no data.selection: the search selects on the validation rows, so the tuned ranking reuses "
+            "its selection rows."
         )
     return notes
 
@@ -280,19 +297,17 @@ def eval_set_warnings(config: StudyConfig) -> list[str]:
     sets |= {f"extra validation {k}": (v, data.validation_size) for k, v in data.extra_validation.items()}
     if data.test:
         sets["test"] = (data.test, data.test_size)
-    warnings, enough = [], examples_for(SMALL_EVAL_HALF_WIDTH)
+    small: dict[int, list[str]] = {}  # sets of the same size share one warning
     for name, (source, size) in sets.items():
         n = _rows(source, size)
-        if n is None:
-            continue
-        width = interval_half_width(n)
-        if width > SMALL_EVAL_HALF_WIDTH:
-            warnings.append(
-                f"the {name} set has {n} examples: a 95% interval on its accuracy is about "
-                f"±{width:.2f} wide, too wide to tell strategies apart that differ by less. "
-                f"Use more examples (±{SMALL_EVAL_HALF_WIDTH} needs about {enough})."
-            )
-    return warnings
+        if n is not None and interval_half_width(n) > SMALL_EVAL_HALF_WIDTH:
+            small.setdefault(n, []).append(name)
+    return [
+        f"{' and '.join(names)}: {n} examples{' each' if len(names) > 1 else ''}, a 95% interval of "
+        f"±{interval_half_width(n):.2f} on accuracy; ±{SMALL_EVAL_HALF_WIDTH} needs about "
+        f"{examples_for(SMALL_EVAL_HALF_WIDTH)}."
+        for n, names in small.items()
+    ]
 
 
 def _rows(source: str | None, size: int | None) -> int | None:

@@ -36,10 +36,10 @@ MNLI: dict = {
 }
 
 # A tiny BERT and a synthetic sentiment task, generated into the study folder: the whole pipeline
-# offline in about a minute on 2 CPUs, to check an install.
+# offline in about 2 minutes on 2 CPUs, to check an install.
 SMOKE: dict = {
     "tiny": {"layers": 4},
-    "teacher": {"epochs": 4, "lr": 3.0e-3, "batch_size": 16},
+    "teacher": {"epochs": 3, "lr": 3.0e-3, "batch_size": 16},
     "data": {"task": "sst2", "max_length": 32},
     "trial": {"student_layers": 2, "lr": 3.0e-3, "batch_size": 16, "epochs": 2, "eval_batch_size": 256},
     "search": {

@@ -29,7 +29,7 @@ def rank_stage(stage_source: Path, study_dir: Path, metric: str, stage: str = "r
         )
         return None
     print(console_table(study))
-    print(f"Full ranking: {study_dir / 'ranking.csv'} and {study_dir / 'report.md'}")
+    print("Full ranking, significance tests and power: ranking.csv and report.md")
     return top_strategy(study)
 
 

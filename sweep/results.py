@@ -78,5 +78,5 @@ def best_hyperparameters(
             chosen[strategy], sources[strategy] = fallback[strategy], "fixed (no finished search trial)"
             continue
         chosen[strategy] = {name: best.config[name] for name in SEARCHED}
-        sources[strategy] = f"search trial {best.trial_id} ({metric} {best.last_result[metric]:.4f})"
+        sources[strategy] = f"trial {best.trial_id}: {best.last_result[metric]:.4f}"
     return chosen, sources

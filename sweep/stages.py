@@ -26,6 +26,8 @@ from trainables.metrics import direction
 
 STATE_FILE = "stages.json"
 TRIALS_CSV = "trials.csv"
+# How the console names the searched settings, to keep a strategy's best ones on one line.
+SHORT_NAMES = {"temperature": "T", "alpha_ce": "ce", "alpha_kd": "kd", "alpha_cos": "cos"}
 BEST_FILE = "best_hyperparameters.json"
 INTERRUPTED = 130
 
@@ -72,7 +74,7 @@ def run_stages(config: StudyConfig, checked: Checked, cluster: Cluster) -> resul
         space = spaces.replicate_space(config, base, teacher, settings)
         total = len(config.strategies) * len(settings) * len(config.seeds)
         last = run_tune_stage(config, "replicate", cluster, space, replicate_tuner, total)
-        _ended(last, config.local_dir / "replicate" / TRIALS_CSV)
+        _ended(last, Path("replicate") / TRIALS_CSV)
     return last
 
 
@@ -83,7 +85,7 @@ def run_search(config: StudyConfig, cluster: Cluster, teacher: dict, base: dict)
     if len(groups) > 1:
         print(
             f"search: {len(groups)} strategies x {config.search.num_samples} trials, up to "
-            f"{min(config.search.num_samples, cluster.concurrent)} at once, in {config.study_dir}/search",
+            f"{min(config.search.num_samples, cluster.concurrent)} at once, in search/",
             flush=True,
         )
     parts = []
@@ -101,7 +103,8 @@ def run_search(config: StudyConfig, cluster: Cluster, teacher: dict, base: dict)
         write_trials_csv(load_results(config.local_dir / "search"), csv)
     paths = [path for part in parts for path in part.paths]
     search = results.StageResults("search", paths, [t for part in parts for t in part.trials])
-    _ended(search, csv)
+    _ended(search, csv.relative_to(config.local_dir))
+    print(f"Best search settings by {config.search_metric}:", flush=True)
     return search
 
 
@@ -133,7 +136,7 @@ def run_tune_stage(
         else:
             if "/" not in folder:  # a strategy's own search is announced with the whole search
                 print(
-                    f"{folder}: {total} trials, up to {min(total, cluster.concurrent)} at once, in {path}",
+                    f"{folder}: {total} trials, up to {min(total, cluster.concurrent)} at once, in {folder}/",
                     flush=True,
                 )
             tuner = make_tuner(config, cluster, space, folder)
@@ -152,6 +155,7 @@ def run_tune_stage(
 
 
 def _ended(stage: results.StageResults, csv: Path) -> None:
+    """The stage's end; paths are relative to the study folder, which the study's first line names."""
     print(
         f"{stage.stage}: {len(stage.trials)} trials, {len(stage.failed)} failed; per-trial results in {csv}"
     )
@@ -257,10 +261,9 @@ def best_of_search(config: StudyConfig, search: results.StageResults, fixed: dic
     record = {s: {"hyperparameters": chosen[s], "from": sources[s]} for s in config.strategies}
     (config.local_dir / "search").mkdir(parents=True, exist_ok=True)
     (config.local_dir / "search" / BEST_FILE).write_text(json.dumps(record, indent=2))
-    print(f"Best search settings by {metric}:")
     for strategy in config.strategies:
-        values = ", ".join(f"{k}={v:.4g}" for k, v in chosen[strategy].items())
-        print(f"  {strategy}: {values}  [{sources[strategy]}]")
+        values = ", ".join(f"{SHORT_NAMES.get(k, k)} {v:.3g}" for k, v in chosen[strategy].items())
+        print(f"  {strategy}: {values} [{sources[strategy]}]")
     return chosen
 
 
@@ -302,6 +305,10 @@ def export_best(config: StudyConfig, final: results.StageResults, top: str | Non
             teacher, student_dir, config.data, config.export.speed_batch_size, config.export.speed_batches
         )
         export.write_speed(speed, local)
+        print(
+            f"Best student: {which} (seed {trial.config['seed']}): {export.BEST_STUDENT}/, "
+            f"{speed['speedup']:.2f}x the teacher's speed"
+        )
         return
     print(
         f"No finished {final.stage} trial of the top-ranked strategy has a readable checkpoint: "

@@ -214,8 +214,10 @@ def test_console_table_shows_each_ranking_compactly(tmp_path):
         "yes",
     ]
     assert lines[4].split()[:3] == ["4", "scratch", "-"] and lines[4].endswith("undecided")
-    assert lines[5].startswith("top has the best mean, but with these sample sizes")
-    assert lines[6].startswith("Power: the smallest gap to top") and len(lines) == 7
+    assert len(lines) == 5  # the significance and power sentences are in report.md
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "top has the best mean, but with these sample sizes" in report
+    assert "Power: the smallest gap to top" in report
 
 
 def test_top_strategy_is_none_when_nothing_is_ranked(tmp_path):

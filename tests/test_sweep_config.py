@@ -257,18 +257,21 @@ def test_dry_run_of_the_seed_preset_warns_about_its_small_sets(tmp_path: Path, c
     teacher = write_tiny_encoder(tmp_path / "twelve-layers", layers=12)
     code, out, err = cli(capsys, ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path)])
     assert code == 0, err
-    assert "±0.13" in out and "validation set has 50 examples" in out and "test set has 50 examples" in out
+    warning = (
+        "Warning: validation and test: 50 examples each, a 95% interval of ±0.13 on accuracy; ±0.05 needs"
+    )
+    assert warning in out  # one line for the two sets of the same size
     assert "test examples come from validation_matched" in out and "unlabelled" in out
     assert "odd [1, 3, 5, 7, 9, 11]" in out and "even [2, 4, 6, 8, 10, 12]" in out
     assert len([line for line in out.splitlines() if line.startswith("replicate tuned ")]) == 4 * 7
     assert len([line for line in out.splitlines() if line.startswith("replicate fixed ")]) == 4 * 7
-    assert "seeds per strategy" not in out  # the default is the fewest seeds that decide a tie
+    assert "cannot show any" not in out  # the default is the fewest seeds that decide a tie
     assert "109,482,240" not in out  # the tiny 12-layer encoder is not BERT-base
     code, out, err = cli(
         capsys, ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path), "--seeds", "5"]
     )
-    assert "5 seeds per strategy: with 4 strategies, no strategy can test as significantly worse" in out
-    assert "7 seeds can decide it (--seeds 7)" in out
+    assert "5 seeds cannot show any of 4 strategies worse than the best (Holm-corrected Wilcoxon)" in out
+    assert "7 can (--seeds 7)" in out
 
 
 def test_dry_run_warns_when_two_strategies_copy_the_same_layers(world: dict, tmp_path: Path, capsys) -> None:

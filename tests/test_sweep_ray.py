@@ -7,6 +7,7 @@ task, so only the first pays for the teacher stage.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -63,18 +64,34 @@ def in_a_terminal(
 
 
 def screen_lines(text: str) -> list[str]:
-    """What stays on the screen: a carriage return redraws its line (the progress bars)."""
+    """What stays on the screen: a carriage return redraws its line (the progress bars), and colour
+    codes take no room."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
     lines = [line.rsplit("\r", 1)[-1] for line in text.replace("\r\n", "\n").split("\n")]
     return [line for line in lines if line.strip()]
 
 
+def screen_rows(lines: list[str], columns: int = 120) -> int:
+    """Terminal rows those lines take: a line longer than the terminal is wide wraps."""
+    return sum(-(-len(line) // columns) for line in lines)
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    """The smoke study, trimmed (2 strategies, 2 search trials each, 2 seeds), run in a terminal as a
-    user runs it; what it printed is kept in the study folder's console.txt."""
+    """The smoke study as the README runs it (4 strategies, 2 search trials each, 2 seeds), in a
+    terminal as a user runs it; what it printed is kept in the study folder's console.txt."""
     storage = tmp_path_factory.mktemp("smoke")
-    args = ["--preset", "smoke", "--storage-path", str(storage), "--strategies", "bottom", "top"]
-    command = [sys.executable, "-m", "sweep.run", *args, "--num-samples", "2", "--seeds", "2", "--cpus", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "sweep.run",
+        "--preset",
+        "smoke",
+        "--storage-path",
+        str(storage),
+        "--cpus",
+        "2",
+    ]
     code, output = in_a_terminal(command)
     assert code == 0, output[-5000:]
     (storage / "smoke" / CONSOLE).write_bytes(output.encode())  # bytes: keep the carriage returns
@@ -85,18 +102,18 @@ def test_the_console_fits_on_a_screen_and_shows_progress_results_and_ranking(smo
     text = (smoke / CONSOLE).read_bytes().decode()
     lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
     finished = [line for line in screen_lines(text) if "eval_accuracy 0." in line and " seed " in line]
-    assert len(finished) == 2 * 2 + 2 * 2  # one line per search trial and per replicate trial
-    assert any(line.startswith("search: 2 strategies x 2 trials, up to 2 at once") for line in lines)
-    assert any(line.startswith("replicate: 4 trials") for line in lines)
+    assert len(finished) == 4 * 2 + 4 * 2  # one line per search trial and per replicate trial
+    assert any(line.startswith("search: 4 strategies x 2 trials, up to 2 at once") for line in lines)
+    assert any(line.startswith("replicate: 8 trials") for line in lines)
     assert any("done" in line and "running" in line and "failed" in line for line in lines)  # the bar
-    assert any(line.startswith("search: 4 trials, 0 failed; per-trial results in") for line in lines)
+    assert any(line.startswith("search: 8 trials, 0 failed; per-trial results in") for line in lines)
     assert any("rank" in line and "strategy" in line for line in lines)  # the compact ranking
     assert any(line.startswith("TensorBoard: tensorboard --logdir") for line in lines)
     assert "Trial status" not in text and "Current best trial" not in text  # no Ray table
     assert "LOAD REPORT" not in text and "Generating train split" not in text
     assert (smoke / "ray.log").stat().st_size > 0
     shown = screen_lines(text)
-    assert len(shown) <= 50, "\n".join(shown)
+    assert screen_rows(shown) <= 50, "\n".join(shown)  # one 120 x 50 terminal
 
 
 def trials(study: Path, stage: str) -> pd.DataFrame:
@@ -131,18 +148,13 @@ def test_smoke_study_runs_every_stage(smoke: Path) -> None:
     assert yaml.safe_load((smoke / "study.yaml").read_text())["preset"] == "smoke"
 
     search = trials(smoke, "search")
-    assert sorted(search["strategy"]) == ["bottom", "bottom", "top", "top"]  # 2 per strategy
-    assert json.loads((smoke / "search" / "best_hyperparameters.json").read_text()).keys() == {
-        "bottom",
-        "top",
-    }
+    strategies = ["bottom", "even", "odd", "top"]
+    assert sorted(search["strategy"]) == sorted(strategies * 2)  # 2 per strategy
+    best = json.loads((smoke / "search" / "best_hyperparameters.json").read_text())
+    assert sorted(best) == strategies
     replicate = trials(smoke, "replicate")
-    assert sorted(zip(replicate["strategy"], replicate["seed"], strict=True)) == [
-        ("bottom", 0),
-        ("bottom", 1),
-        ("top", 0),
-        ("top", 1),
-    ]
+    pairs = sorted(zip(replicate["strategy"], replicate["seed"], strict=True))
+    assert pairs == [(strategy, seed) for strategy in strategies for seed in (0, 1)]
     assert set(replicate["status"]) == {"TERMINATED"} and set(replicate["epochs"]) == {2}
     assert {"eval_accuracy", "test_accuracy", "init_accuracy", "config/lr", "config/data/task"} <= set(
         replicate

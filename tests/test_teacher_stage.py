@@ -12,7 +12,8 @@ from sweep.config import resolve
 from sweep.teacher import RECORD, STAGE, prepare_teacher
 from trainables import metrics, resident, teacher_cache
 from trainables.distill import prepare, run_trial, trial_constants
-from trainables.teacher import weights_hash
+from trainables.teacher import TeacherConfig, finetune_teacher, weights_hash
+from trainables.tiny import write_tiny_encoder
 
 STRATEGIES = ["bottom", "scratch", "auto:bi", "auto:drop"]
 
@@ -102,3 +103,17 @@ def test_the_dry_run_shows_what_the_data_driven_strategies_picked(study, capsys)
         for t in listed
         if t["strategy"] == "auto:drop"
     } == {True}
+
+
+def test_a_fine_tune_repeated_gives_the_same_teacher(tiny_task, tmp_path: Path) -> None:
+    """Parts of a study run in separate sessions can each fine-tune their teacher: on the same machine
+    the same settings give the same weights, so the same teacher hash, and the parts rank together."""
+    base = write_tiny_encoder(tmp_path / "base")
+    config = TeacherConfig(base=str(base), data=tiny_task, epochs=2, lr=3e-3, batch_size=16)
+    first, second = tmp_path / "first", tmp_path / "second"
+    finetune_teacher(config, first)
+    finetune_teacher(config, second)
+    assert weights_hash(first) == weights_hash(second)
+    changed = tmp_path / "changed"
+    finetune_teacher(replace(config, seed=1), changed)
+    assert weights_hash(changed) != weights_hash(first)

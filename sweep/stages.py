@@ -104,7 +104,6 @@ def run_search(config: StudyConfig, cluster: Cluster, teacher: dict, base: dict)
     paths = [path for part in parts for path in part.paths]
     search = results.StageResults("search", paths, [t for part in parts for t in part.trials])
     _ended(search, csv.relative_to(config.local_dir))
-    print(f"Best search settings by {config.search_metric}:", flush=True)
     return search
 
 
@@ -261,6 +260,7 @@ def best_of_search(config: StudyConfig, search: results.StageResults, fixed: dic
     record = {s: {"hyperparameters": chosen[s], "from": sources[s]} for s in config.strategies}
     (config.local_dir / "search").mkdir(parents=True, exist_ok=True)
     (config.local_dir / "search" / BEST_FILE).write_text(json.dumps(record, indent=2))
+    print(f"Best search settings by {metric}:")
     for strategy in config.strategies:
         values = ", ".join(f"{SHORT_NAMES.get(k, k)} {v:.3g}" for k, v in chosen[strategy].items())
         print(f"  {strategy}: {values} [{sources[strategy]}]")

@@ -130,9 +130,11 @@ def _short(value: object) -> str:
 
 
 def best_config_sample(values: pd.DataFrame, mode: str) -> Sample:
-    """Per strategy, the trials of its best configuration (best mean over its seeds)."""
+    """Per strategy, the trials of its best configuration (best mean over its seeds). A tie goes to
+    the configuration whose trials come first in the table (creation order; see
+    `analysis.results.experiment`), the rule by which a study picks its tuned setting."""
     usable = _usable(values)
-    means = usable.groupby([STRATEGY, CONFIG])["value"].mean()
+    means = usable.groupby([STRATEGY, CONFIG], sort=False)["value"].mean()
     by_strategy = means.groupby(level=STRATEGY)
     best = by_strategy.idxmax() if mode == "max" else by_strategy.idxmin()
     chosen = dict(best.tolist())

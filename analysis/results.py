@@ -31,6 +31,7 @@ from analysis.names import (
 from trainables.metrics import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
 
 if TYPE_CHECKING:
+    from ray.tune import ExperimentAnalysis
     from ray.tune.experiment import Trial
 
 # What `error_line` says when a failed trial left no error text.
@@ -172,12 +173,7 @@ def _teacher(part: Results) -> str:
 
 def load_experiment(stage_dir: Path) -> Results:
     """Reads a Tune experiment folder through Ray's ExperimentAnalysis (no Ray cluster needed)."""
-    from ray.tune import ExperimentAnalysis  # Ray takes a second to import; CSVs never need it.
-
-    try:
-        analysis = ExperimentAnalysis(str(stage_dir.resolve()))  # pyarrow reads relative paths as URIs
-    except ValueError as error:
-        raise InputError(f"{stage_dir} holds no readable Ray Tune experiment: {error}") from error
+    analysis = experiment(stage_dir)
     if not analysis.trials:
         raise InputError(f"The experiment in {stage_dir} holds no trials.")
     frames = analysis.trial_dataframes
@@ -187,6 +183,27 @@ def load_experiment(stage_dir: Path) -> Results:
         ignore_index=True,
     )
     return Results(trials=_tidy(trials), history=history, source=str(stage_dir))
+
+
+def experiment(stage_dir: Path | str) -> ExperimentAnalysis:
+    """A Tune experiment with its trials in the order they were created.
+
+    Ray saves them in no fixed order. Creation order is what breaks ties: a search's first trial (the
+    fixed setting) wins a tie with later ones, in the study's choice and in the ranking alike."""
+    from ray.tune import ExperimentAnalysis  # Ray takes a second to import; CSVs never need it.
+
+    try:
+        analysis = ExperimentAnalysis(str(Path(stage_dir).resolve()))  # pyarrow: relative paths are URIs
+    except ValueError as error:
+        raise InputError(f"{stage_dir} holds no readable Ray Tune experiment: {error}") from error
+    analysis.trials.sort(key=creation_number)
+    return analysis
+
+
+def creation_number(trial: Trial) -> int:
+    """The trial's number in its experiment, from its tag ("3_lr=0.0001,..." is the third)."""
+    number = str(trial.experiment_tag).split("_", 1)[0]
+    return int(number) if number.isdigit() else 0
 
 
 def _trial_row(trial: Trial, frame: pd.DataFrame) -> dict[str, object]:

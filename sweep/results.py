@@ -41,9 +41,9 @@ class StageResults:
 
 
 def load_stage(paths: list[str], stage: str) -> StageResults:
-    from ray.tune import ExperimentAnalysis
+    from analysis.results import experiment
 
-    trials = [trial for path in paths for trial in ExperimentAnalysis(path).trials]
+    trials = [trial for path in paths for trial in experiment(path).trials]
     return StageResults(stage, paths, trials)
 
 
@@ -53,7 +53,8 @@ def _number(value) -> bool:
 
 def ranked_trials(results: StageResults, metric: str, strategy: str | None = None) -> list:
     """The finished trials (of `strategy`, if given), best final value of `metric` first, those that
-    ran their full budget (not stopped early by ASHA) before the others."""
+    ran their full budget (not stopped early by ASHA) before the others; ties in creation order (the
+    sort is stable), as `analysis.aggregate.best_config_sample` breaks them."""
     sign = 1 if direction(metric) == "max" else -1
     trials = results.finished(metric, strategy)
     return sorted(

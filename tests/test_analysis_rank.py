@@ -193,6 +193,20 @@ def test_search_stage_ranks_best_configuration_and_mean_over_configurations(tmp_
     assert best["tied_with_best"].iloc[0] == True and best["tied_with_best"].iloc[1:].isna().all()  # noqa: E712
 
 
+def test_a_tie_between_configurations_goes_to_the_one_tried_first(tmp_path):
+    """As a study picks its tuned setting: the earliest trial (the fixed setting) wins a tie, not the
+    first configuration label in sorted order."""
+    values = {
+        "bottom": [(3e-5, 0.35), (1e-4, 0.35), (1e-5, 0.35), (2e-4, 0.33)],
+        "top": [(1e-5, 0.4), (1e-4, 0.41)],
+    }
+    rows = [trial(s, 0, value, **{"config/lr": lr}) for s, tried in values.items() for lr, value in tried]
+    out = tmp_path / "ranking.csv"
+    assert main([str(write_csv(tmp_path / "search.csv", rows)), "--stage", "search", "--out", str(out)]) == 0
+    best = pd.read_csv(out).query("aggregation == 'best_config'").set_index("strategy")["config"]
+    assert best.to_dict() == {"top": "lr=0.0001", "bottom": "lr=3e-05"}
+
+
 def test_single_seed_gives_nan_statistics_and_says_so(tmp_path, capsys):
     source = write_csv(tmp_path / "t.csv", replicate_rows(1))
     report = tmp_path / "report.md"

@@ -142,6 +142,22 @@ def checkpoints_per_trial(stage_dir: Path) -> list[int]:
     return [len(list(trial.glob("checkpoint_*"))) for trial in stage_dir.iterdir() if trial.is_dir()]
 
 
+def assert_search_ranking_names_the_settings_replicated(smoke: Path, best: dict) -> None:
+    """The study and its search ranking break ties alike (the smoke task ties often: its students
+    reach the same accuracy), so the ranking names the settings the replicate stage ran."""
+    from analysis.aggregate import config_labels
+    from analysis.names import CONFIG_PREFIX
+    from analysis.rank import rank_study
+    from sweep.study_dir import stored_study
+
+    metric = stored_study(smoke).search_metric
+    with tempfile.TemporaryDirectory() as out:
+        table = rank_study(smoke / "search", out, metric=metric, stage="search")
+    ranked = table[table["aggregation"] == "best_config"].set_index("strategy")["config"].to_dict()
+    chosen = pd.DataFrame([record["hyperparameters"] for record in best.values()], index=list(best))
+    assert ranked == config_labels(chosen.add_prefix(CONFIG_PREFIX)).to_dict()
+
+
 def test_smoke_study_runs_every_stage(smoke: Path) -> None:
     teacher = json.loads((smoke / "teacher" / "stage.json").read_text())
     assert teacher["finetuned"] and teacher["eval_accuracy"] > 0.7
@@ -152,6 +168,7 @@ def test_smoke_study_runs_every_stage(smoke: Path) -> None:
     assert sorted(search["strategy"]) == sorted(strategies * 2)  # 2 per strategy
     best = json.loads((smoke / "search" / "best_hyperparameters.json").read_text())
     assert sorted(best) == strategies
+    assert_search_ranking_names_the_settings_replicated(smoke, best)
     replicate = trials(smoke, "replicate")
     pairs = sorted(zip(replicate["strategy"], replicate["seed"], strict=True))
     assert pairs == [(strategy, seed) for strategy in strategies for seed in (0, 1)]

@@ -9,7 +9,7 @@ import pytest
 from sweep import plan
 from sweep.checks import check_study, trial_config
 from sweep.config import resolve
-from sweep.teacher import RECORD, STAGE, prepare_teacher
+from sweep.teacher import RECORD, STAGE, prepare_teacher, repeated_students, teacher_warnings
 from trainables import metrics, resident, teacher_cache
 from trainables.distill import prepare, run_trial, trial_constants
 from trainables.teacher import TeacherConfig, finetune_teacher, weights_hash
@@ -58,6 +58,21 @@ def test_data_driven_strategies_record_their_choice_scores_and_cost(study) -> No
         assert set(chosen["scores"]) == {1, 2, 3, 4} and chosen["seconds"] > 0
     assert len(record["strategies"]["auto:drop"]["steps"]) == 2  # 4 -> 3 -> 2 layers
     json.dumps(record)  # it is written as stage.json
+
+
+def test_a_choice_equal_to_another_strategys_layers_is_named(study) -> None:
+    _, _, record = study
+    strategies = record["strategies"]
+    picked = strategies["auto:bi"]["layers"]
+    expected = [s for s in ("bottom", "auto:drop") if strategies[s]["layers"] == picked]
+    notes = repeated_students(strategies)
+    assert any(n.startswith(f"auto:bi chose teacher layers {picked}") for n in notes) == bool(expected)
+    repeated = {**strategies, "top": {"layers": picked, "init": {}}}
+    (note,) = [n for n in repeated_students(repeated) if n.startswith("auto:bi")]
+    assert "the same as " + ", ".join([*expected, "top"]) in note
+    assert note in teacher_warnings({**record, "strategies": repeated})
+    # fixed rules that coincide (uniform and even of a 6-layer teacher) are the user's explicit choice
+    assert repeated_students({"even": {"layers": [2, 4, 6]}, "uniform": {"layers": [2, 4, 6]}}) == []
 
 
 def test_initial_scores_equal_what_a_trial_would_measure(study) -> None:

@@ -6,6 +6,7 @@ default and check (see `trainables.settings`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -73,9 +74,16 @@ class SearchSpec:
     num_samples: Count = 8
     seed: Index = 0  # the trials' seed during the search; the replicate stage varies it
     sampler_seed: Index = 0
-    grace_period: Count = 1
+    # ASHA's first rung, in epochs; null: half the epochs, rounded up. Students that start near chance
+    # (scratch, or a copied block that must relearn its head) often leave it only after a few epochs,
+    # and a first rung at epoch 1 would judge every setting of theirs on the same chance accuracy.
+    grace_period: Count | None = None
     reduction_factor: Annotated[Whole, Field(ge=2)] = 2
     space: dict[Literal[SEARCHED], SearchRange] = field(default_factory=_default_space)  # type: ignore[valid-type]
+
+    def first_rung(self, epochs: int) -> int:
+        """The epoch at which ASHA first compares trials (never after the last epoch)."""
+        return min(self.grace_period or math.ceil(epochs / 2), epochs)
 
 
 @settings

@@ -219,7 +219,7 @@ def search_tuner(
             metric=metric,
             mode=direction(metric),
             max_t=epochs,
-            grace_period=min(search.grace_period, epochs),
+            grace_period=search.first_rung(epochs),
             reduction_factor=search.reduction_factor,
         ),
         num_samples=search.num_samples,

@@ -52,6 +52,20 @@ def test_seed_preset_is_the_original_study_done_right() -> None:
     assert config.seeds == [0, 1, 2, 3, 4, 5, 6]  # the fewest seeds that decide a tie of 4 strategies
 
 
+@pytest.mark.parametrize(
+    ("grace", "epochs", "rung"), [(None, 5, 3), (None, 4, 2), (None, 1, 1), (1, 5, 1), (9, 5, 5)]
+)
+def test_asha_first_compares_trials_halfway_unless_told(grace, epochs, rung) -> None:
+    config = resolve(flags={"search": {"grace_period": grace}, "trial": {"epochs": epochs}})
+    assert config.search.first_rung(config.trial.epochs) == rung
+
+
+def test_the_published_mnli_study_keeps_the_first_rung_it_ran_with() -> None:
+    config = resolve(load_yaml(REPO / "configs" / "mnli-offline.yaml"))
+    published = yaml.safe_load((REPO / "docs" / "mnli" / "study.yaml").read_text())
+    assert config.search.grace_period == published["search"]["grace_period"] == 1
+
+
 def test_flags_override_yaml_which_overrides_the_preset(tmp_path: Path) -> None:
     yaml_values = {"preset": "smoke", "trial": {"epochs": 7, "lr": 0.01}, "replicate": {"seeds": 4}}
     config = resolve(yaml_values, {"trial": {"epochs": 9}, "resources": {"cpus_per_trial": 2.0}})

@@ -250,8 +250,9 @@ def seed_count_warnings(config: StudyConfig) -> list[str]:
     ]
 
 
-def same_layer_warnings(layers: dict[str, list[int] | None]) -> list[str]:
-    """Strategies that copy the same teacher layers build the same student: their trials repeat."""
+def same_layer_warnings(layers: dict[str, list[int] | None], among: set[str] | None = None) -> list[str]:
+    """Strategies that copy the same teacher layers build the same student: their trials repeat.
+    With `among`, only the groups that hold one of those strategies."""
     by_layers: dict[tuple[int, ...], list[str]] = {}
     for strategy, chosen in layers.items():
         if chosen:
@@ -260,7 +261,7 @@ def same_layer_warnings(layers: dict[str, list[int] | None]) -> list[str]:
         f"strategies {' and '.join(names)} all copy teacher layers {list(chosen)}: they build the same "
         f"student, so their trials repeat each other. Keep one of them."
         for chosen, names in by_layers.items()
-        if len(names) > 1
+        if len(names) > 1 and (among is None or among & set(names))
     ]
 
 

@@ -67,28 +67,17 @@ def teacher_warnings(info: dict) -> list[str]:
             f"the teacher is no better than always predicting the most common label ({majority:.4f}); "
             f"its students will learn little. Check the teacher settings."
         )
-    return warnings + repeated_students(info.get("strategies", {}))
+    return warnings + chosen_repeats(info.get("strategies", {}))
 
 
-def repeated_students(strategies: dict[str, dict]) -> list[str]:
-    """A data-driven choice that copies the same layers as another strategy of the study builds the
-    same students: its trials repeat that strategy's, seed for seed, at the cost of as many trials."""
-    notes = []
-    for strategy, record in strategies.items():
-        if not strategy.startswith("auto:") or "scores" not in record:
-            continue
-        same = [
-            other
-            for other, kept in strategies.items()
-            if other != strategy and kept["layers"] == record["layers"]
-        ]
-        if same:
-            notes.append(
-                f"{strategy} chose teacher layers {record['layers']}, the same as {', '.join(same)}: its "
-                f"trials will repeat those of {same[0]} seed for seed. Leave it out (--strategies) to "
-                f"save their compute; the choice is recorded in the teacher's stage.json."
-            )
-    return notes
+def chosen_repeats(strategies: dict[str, dict]) -> list[str]:
+    """The dry run warns about strategies that copy the same layers; a data-driven one's layers are
+    known only now, so the same warning is given here for the groups that hold one."""
+    from sweep.plan import same_layer_warnings
+    from trainables.layers import is_data_driven
+
+    layers = {strategy: record["layers"] for strategy, record in strategies.items()}
+    return same_layer_warnings(layers, among={s for s in strategies if is_data_driven(s)})
 
 
 def prepare_teacher(config: StudyConfig, finetune: bool, out_dir: str, layers: dict) -> dict:

@@ -1,5 +1,7 @@
-"""The published rankings under docs/ re-rank from their committed per-trial CSVs to the committed tables."""
+"""The published rankings under docs/ re-rank from their committed per-trial CSVs to the committed tables,
+and the README's tables say what those rankings say."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -7,13 +9,15 @@ import pytest
 
 from analysis.rank import main
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
 
 # Each published ranking: its per-trial CSV(s), the stage and metric it ranks, and the table.
 PUBLISHED = [
     (["mnli/trials.csv"], "replicate", "eval_accuracy", "mnli/ranking.csv"),
     (["mnli/trials.csv"], "replicate", "test_accuracy", "mnli/ranking_hard_matched.csv"),
     (["mnli/search/trials.csv"], "search", "selection_accuracy", "mnli/search/ranking.csv"),
+    (["sst2/trials.csv"], "replicate", "eval_accuracy", "sst2/ranking.csv"),
 ]
 
 
@@ -25,3 +29,50 @@ def test_published_ranking_is_reproduced_from_its_trials(
     paths = [str(DOCS / path) for path in inputs]
     assert main([*paths, "--stage", stage, "--metric", metric, "--out", str(out)]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(DOCS / table), rtol=1e-9)
+
+
+# A README table follows a marker naming its ranking CSV (and the aggregation, when it holds several).
+TABLE = re.compile(r"<!-- ranking: (\S+?)(?: (\S+))? -->\n((?:\|.*\|\n)+)")
+# README column -> ranking column(s)
+COLUMNS = {
+    "rank": ["rank"],
+    "strategy": ["strategy"],
+    "teacher layers": ["teacher_layers"],
+    "n": ["n"],
+    "mean": ["mean"],
+    "95% CI": ["ci_low", "ci_high"],
+    "mean rank": ["mean_rank"],
+    "p vs best": ["p_vs_best"],
+    "tied with best": ["tied_with_best"],
+    "retention": ["retention"],
+    "init accuracy": ["init_score"],
+}
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def same(shown: str, value: object) -> bool:
+    """A number agrees to the digits shown; text (and an empty cell) exactly; "—" is no layers."""
+    if re.fullmatch(r"-?\d+(\.\d+)?", shown) and value != "":
+        decimals = len(shown.partition(".")[2])
+        return abs(float(shown) - float(value)) <= 0.5 * 10**-decimals + 1e-12
+    return shown.replace("—", "") == str(value)
+
+
+def test_readme_tables_are_the_published_rankings() -> None:
+    tables = TABLE.findall((REPO / "README.md").read_text())
+    assert len(tables) >= 3
+    for path, aggregation, text in tables:
+        ranking = pd.read_csv(REPO / path, keep_default_na=False, dtype=str)
+        if aggregation:
+            ranking = ranking[ranking["aggregation"] == aggregation]
+        header, _, *rows = text.splitlines()
+        names = cells(header)
+        assert len(rows) == len(ranking), path
+        for row, (_, expected) in zip(rows, ranking.iterrows(), strict=True):
+            for name, shown in zip(names, cells(row), strict=True):
+                parts = shown.strip("[]").split(", ") if name == "95% CI" else [shown]
+                for part, column in zip(parts, COLUMNS[name], strict=True):
+                    assert same(part, expected[column]), f"{path} {expected['strategy']} {name}: {shown}"

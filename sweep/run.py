@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument(
         "--seeds",
         type=_seeds,
-        help="seeds per strategy in the replicate stage: a count N (seeds 0..N-1) or a list such as 5,6,7",
+        help="seeds per strategy in the replicate stage: a count N (seeds 0..N-1) or a list such as 5,6,7 "
+        "(one seed: 5,)",
     )
     study.add_argument(
         "--resume", nargs="?", const=True, metavar="STUDY_DIR", help="continue an interrupted study"
@@ -126,7 +127,8 @@ def _seeds(text: str) -> int | list[int]:
         return [int(part) for part in text.split(",") if part] if "," in text else int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid seeds {text!r}: give a count (5) or a comma-separated list of seeds (5,6,7)"
+            f"invalid seeds {text!r}: give a count (5) or a comma-separated list of seeds "
+            "(5,6,7; one seed: 5,)"
         ) from None
 
 

@@ -253,6 +253,10 @@ def test_seeds_flag_takes_a_list_to_add_seeds_to_a_finished_study(
     assert [(t["strategy"], t["seed"]) for t in json.loads(out)] == [
         (s, seed) for s in ("bottom", "top") for seed in (5, 6, 7)
     ]
+    one = [*args[:-4], "--seeds", "5,", "--format", "json"]
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *one))
+    assert code == 0, err
+    assert [(t["strategy"], t["seed"]) for t in json.loads(out)] == [("bottom", 5), ("top", 5)]
 
 
 def test_dry_run_of_replicate_only_uses_the_fixed_hyperparameters(

@@ -18,6 +18,8 @@ PUBLISHED = [
     (["mnli/trials.csv"], "replicate", "test_accuracy", "mnli/ranking_hard_matched.csv"),
     (["mnli/search/trials.csv"], "search", "selection_accuracy", "mnli/search/ranking.csv"),
     (["sst2/trials.csv"], "replicate", "eval_accuracy", "sst2/ranking.csv"),
+    (["mnli-12to6/seed-0/trials.csv"], "replicate", "eval_accuracy", "mnli-12to6/ranking.csv"),
+    (["mnli-12to6/seed-0/trials.csv"], "replicate", "test_accuracy", "mnli-12to6/ranking_hard_matched.csv"),
 ]
 
 

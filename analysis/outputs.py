@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from analysis.aggregate import task_metric
+from analysis.curves import last_epoch_sentence
 from analysis.plots import plot_history, plot_metric
 from analysis.report import Section, write_report
-from analysis.results import InputError, write_trials_csv
+from analysis.results import InputError, history_path, write_trials_csv
 from trainables.metrics import STRATEGY, TEACHER, scored
 
 if TYPE_CHECKING:
@@ -44,13 +45,17 @@ def write_outputs(
     for ranked in study.ranked:
         plots = _plots(study, ranked, plot_path) if plot_path else []
         written += plots
-        sections.append(Section(study.heading(ranked), ranked.ranking, plots))
+        order = ranked.ranking.table[STRATEGY].tolist()
+        curves = last_epoch_sentence(
+            study.results.history, ranked.sample.rows, study.metric, study.mode, order
+        )
+        sections.append(Section(study.heading(ranked), ranked.ranking, plots, curves))
     if report_path and _attempt(
         report_path, lambda: write_report(report_path, TITLE, _facts(study), sections, study.notes)
     ):
         written.append(report_path)
     if trials_path and _attempt(trials_path, lambda: write_trials_csv(study.results, trials_path)):
-        written.append(trials_path)
+        written += [path for path in (trials_path, history_path(trials_path)) if path.is_file()]
     return written
 
 
@@ -113,5 +118,5 @@ def _facts(study: Study) -> list[str]:
             f"(trials that ran all {study.budget:g} epochs)"
         )
     if study.results.history.empty:
-        facts.append("No per-epoch history (per-trial CSV input), so no per-epoch plot")
+        facts.append("No per-epoch history (a per-trial CSV without its _history.csv), so no per-epoch plot")
     return facts

@@ -11,9 +11,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.names import TRAINING_ITERATION, TRIAL_ID
+from analysis.curves import reports
 from analysis.stats import Ranking
-from trainables.metrics import EPOCH, EVAL_ACCURACY, STRATEGY
+from trainables.metrics import EVAL_ACCURACY, STRATEGY
 
 _JITTER = 0.08
 
@@ -88,10 +88,7 @@ def plot_history(
 
 def _curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str]:
     """Mean and s.d. of the metric per strategy and epoch (else per training iteration)."""
-    reports = history.drop(columns=[STRATEGY], errors="ignore")
-    rows = reports.merge(trials[[TRIAL_ID, STRATEGY]], on=TRIAL_ID)
-    rows = rows[rows[metric].notna()]
-    clock = EPOCH if EPOCH in rows and rows[EPOCH].notna().all() else TRAINING_ITERATION
+    rows, clock = reports(history, trials, metric)
     return rows.groupby([STRATEGY, clock])[metric].agg(["mean", "std"]), clock
 
 

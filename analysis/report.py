@@ -44,11 +44,13 @@ _COLUMNS = {
 
 @dataclass(frozen=True)
 class Section:
-    """One ranking in the report, under its heading, with its plots."""
+    """One ranking in the report, under its heading, with its plots and what its learning curves
+    did at the end (`analysis.curves.last_epoch_sentence`)."""
 
     heading: str
     ranking: Ranking
     plots: Sequence[Path] = field(default_factory=tuple)
+    curves: str = ""
 
 
 def significance_sentence(ranking: Ranking) -> str:
@@ -169,6 +171,7 @@ def write_report(
         lines += [markdown_table(section.ranking.table), ""]
         for plot in section.plots:
             lines += [f"![{plot.stem}]({os.path.relpath(plot, path.parent)})", ""]
+        lines += [section.curves, ""] if section.curves else []
         lines += [f"- {note}" for note in section.ranking.notes] + [""]
     if notes:
         lines += ["## Notes on the trials", ""] + [f"- {note}" for note in notes] + [""]

@@ -121,10 +121,12 @@ def _holds_trials(folder: Path) -> bool:
 def merge_results(parts: list[Results]) -> Results:
     """Trials of several runs of one stage as one table, e.g. a study and a later one that added
     seeds. A trial may appear only once; a (strategy, seed) pair run twice is averaged by the
-    ranking, which says so. All trials must share one teacher (see `teacher_notes`)."""
+    ranking, which says so. All trials must share one teacher (see `teacher_notes`), and each
+    strategy one set of teacher layers (see `check_layers`)."""
     notes = tuple(note for part in parts for note in part.notes) + tuple(teacher_notes(parts))
     if len(parts) == 1:
         return Results(parts[0].trials, parts[0].history, parts[0].source, notes)
+    check_layers(parts)
     trials = pd.concat([part.trials for part in parts], ignore_index=True)
     repeated = trials.loc[trials[TRIAL_ID].duplicated(), TRIAL_ID].tolist()
     if repeated:
@@ -155,6 +157,25 @@ def teacher_notes(parts: list[Results]) -> list[str]:
         f"The teacher of {', '.join(unknown)} cannot be checked: its trials report no {TEACHER_HASH}, "
         f"while those of {', '.join(known)} name the teacher {next(iter(known.values()))}."
     ]
+
+
+def check_layers(parts: list[Results]) -> None:
+    """A strategy name stands for one student: raises InputError when its trials copied different
+    teacher layers, e.g. parts of a study whose teacher stages chose `auto:drop`'s layers apart.
+    Trials that report no layers (scratch, failed before reporting) are not compared."""
+    frames = [part.trials.assign(source=part.source) for part in parts if TEACHER_LAYERS in part.trials]
+    if not frames:
+        return
+    reported = pd.concat(frames, ignore_index=True)
+    reported = reported[reported[TEACHER_LAYERS].fillna("").astype(str) != ""]
+    for strategy, rows in reported.groupby(STRATEGY):
+        if rows[TEACHER_LAYERS].nunique() > 1:
+            sources = rows.groupby(TEACHER_LAYERS, sort=False)["source"].agg(lambda s: ", ".join(s.unique()))
+            listed = "; ".join(f"[{layers}] in {where}" for layers, where in sources.items())
+            raise InputError(
+                f"The trials of {strategy} copied different teacher layers ({listed}); a strategy must "
+                "name one student: rank the inputs separately."
+            )
 
 
 def _teacher(part: Results) -> str:
@@ -275,7 +296,33 @@ def load_trials_csv(path: Path) -> Results:
     trials[SEED] = _seeds(trials[SEED], path)
     if TRIAL_ID not in trials:
         trials[TRIAL_ID] = [f"row{index + 1}" for index in range(len(trials))]
-    return Results(trials=_tidy(trials), history=pd.DataFrame(), source=str(path))
+    return Results(trials=_tidy(trials), history=_read_history(path, trials), source=str(path))
+
+
+def history_path(trials_csv: Path) -> Path:
+    """Where a per-trial CSV's per-epoch reports are kept: `<name>_history.csv` beside it."""
+    return trials_csv.with_name(f"{trials_csv.stem}_history.csv")
+
+
+def _read_history(trials_csv: Path, trials: pd.DataFrame) -> pd.DataFrame:
+    """The per-epoch reports saved with a per-trial CSV (empty when there are none), so that
+    learning curves re-plot from committed files as they do from a Tune experiment."""
+    path = history_path(Path(trials_csv))
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        history = pd.read_csv(path, dtype={TRIAL_ID: str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputError(f"{path} is not a readable per-epoch history: {error}") from error
+    if TRIAL_ID not in history:
+        raise InputError(f"{path} lacks the column {TRIAL_ID}, which ties each report to its trial.")
+    unknown = sorted(set(history[TRIAL_ID]) - set(trials[TRIAL_ID]))
+    if unknown:
+        raise InputError(
+            f"{path} reports trials that {trials_csv} does not hold ({', '.join(unknown[:3])}); "
+            "keep each history with its own per-trial CSV."
+        )
+    return history
 
 
 def _seeds(column: pd.Series, path: Path) -> pd.Series:
@@ -308,5 +355,8 @@ def _tidy(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_trials_csv(results: Results, path: Path) -> None:
-    """Saves the per-trial table, so that a study can be re-ranked or merged without Ray."""
+    """Saves the per-trial table, and the per-epoch reports beside it (`history_path`), so that a
+    study can be re-ranked, merged and its learning curves drawn without Ray."""
     results.trials.to_csv(path, index=False)
+    if not results.history.empty:
+        results.history.to_csv(history_path(Path(path)), index=False)

@@ -4,13 +4,15 @@ It fine-tunes (or loads) the teacher, then on the students' data: scores it, has
 chooses the layers of the data-driven strategies, scores each copied student before training, and
 caches the teacher's outputs on the students' training rows. It runs as one Ray task, so on a
 cluster it gets a GPU like a trial would, and its progress streams to the driver's console. The
-record, `<study>/teacher/stage.json`, is what trials and the dry run read; a resumed study reuses it.
+record, `<study>/teacher/stage.json`, is what trials and the dry run read; a resumed study reuses it,
+and so does a later part of a study that loads an earlier part's teacher (see `earlier_record`).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from sweep.checks import Checked, teacher_config, trial_config
@@ -36,6 +38,12 @@ def teacher_stage(config: StudyConfig, checked: Checked, cpus: float, gpus: floa
     if info is not None:
         print(f"Teacher stage: reusing {info['path']} ({_main(info)}).")
         return info
+    info = earlier_record(config, checked)
+    if info is not None:
+        record_path(config).parent.mkdir(parents=True, exist_ok=True)
+        record_path(config).write_text(json.dumps(info, indent=2))
+        print(f"Teacher stage: reusing the record of {info['reused_from']} ({_main(info)}).", flush=True)
+        return info
     import ray
 
     action = "Fine-tuning" if checked.finetune else "Loading and scoring"
@@ -53,6 +61,49 @@ def teacher_stage(config: StudyConfig, checked: Checked, cpus: float, gpus: floa
     for warning in teacher_warnings(info):
         print(f"Warning: {warning}", flush=True)
     return info
+
+
+def stage_inputs(config: StudyConfig) -> dict:
+    """What a record depends on besides the teacher's weights: the students' data and depth, the
+    rows that choose layers, and the number format and batch of the scoring."""
+    return {
+        "data": asdict(config.data),
+        "student_layers": config.trial.student_layers,
+        "calibration_size": config.teacher.calibration_size,
+        "precision": config.trial.precision,
+        "eval_batch_size": config.trial.eval_batch_size,
+    }
+
+
+def earlier_record(config: StudyConfig, checked: Checked) -> dict | None:
+    """The record of the study that fine-tuned this teacher, when this study loads its
+    `<study>/teacher/model` and would compute the same: same weights (hash), same `stage_inputs`
+    (from that study's study.yaml), and every strategy of this study recorded there. A study run in
+    parts by seeds then shares one teacher stage, data-driven choices included."""
+    from sweep.study_dir import stored_study
+    from trainables.errors import ConfigError
+    from trainables.teacher import weights_hash
+
+    base = Path(config.teacher.base).expanduser()
+    path = base.parent / RECORD
+    if checked.finetune or base.name != MODEL_DIR or not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    try:
+        same_inputs = stage_inputs(stored_study(base.parent.parent)) == stage_inputs(config)
+    except ConfigError:
+        same_inputs = False
+    same = (
+        same_inputs
+        and record.get("path") == str(base.resolve())
+        and set(config.strategies) <= set(record.get("strategies", {}))
+        and record.get("teacher_hash") == weights_hash(str(base))
+    )
+    if not same:
+        print(f"Teacher stage: {path} was made for other data, students or weights; not reused.")
+        return None
+    strategies = {s: record["strategies"][s] for s in config.strategies}
+    return {**record, "strategies": strategies, "reused_from": str(path.resolve())}
 
 
 def _main(info: dict) -> str:

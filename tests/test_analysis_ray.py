@@ -156,9 +156,13 @@ def test_rank_study_writes_everything_and_reduces_over_epochs(study: Path, tmp_p
         "ranking_epochs.png",
         "report.md",
         "trials.csv",
+        "trials_history.csv",
     ]
     bottom = table.set_index("strategy").loc["bottom"]
     assert bottom["mean"] == pytest.approx(expected_mean("bottom", SEEDS) - 0.01)
+    # the per-epoch reports saved beside the per-trial CSV reduce as the experiment's did
+    again = rank_study(tmp_path / "trials.csv", tmp_path / "again", metric="eval_accuracy", reduce="min")
+    pd.testing.assert_frame_equal(again, table)
 
     losses = rank_study(study, tmp_path / "loss", metric="eval_loss")
     assert losses["strategy"].tolist() == ["bottom", "top", "scratch"]  # lower loss is better

@@ -5,10 +5,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from analysis.curves import last_epoch_change, last_epoch_sentence
 from analysis.rank import main, rank_study
-from analysis.results import InputError, error_line, load_results, merge_results, resolve_input
+from analysis.results import (
+    InputError,
+    error_line,
+    history_path,
+    load_results,
+    merge_results,
+    resolve_input,
+)
 
 from .test_analysis_rank import replicate_rows, write_csv
 
@@ -63,6 +72,61 @@ def test_trials_of_different_teachers_are_not_merged(tmp_path, capsys):
     mixed = write_csv(tmp_path / "mixed.csv", hashed(rows[:8], "0a1b") + hashed(rows[8:], "ff00"))
     with pytest.raises(InputError, match=r"0a1b \(8 trials\), ff00 \(8 trials\)"):
         merge_results([load_results(mixed)])
+
+
+def test_parts_whose_strategy_copied_other_layers_are_not_merged(tmp_path, capsys):
+    rows = hashed(replicate_rows(4), "0a1b")
+    early, late = [r for r in rows if r["seed"] < 2], [r for r in rows if r["seed"] >= 2]
+    first = write_csv(tmp_path / "first.csv", early)
+    moved = [{**row, "teacher_layers": "1,3,5"} if row["strategy"] == "bottom" else row for row in late]
+    other = write_csv(tmp_path / "other.csv", moved)
+    assert main([str(first), str(other), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"bottom copied different teacher layers ([1,2,3] in {first}; [1,3,5] in {other})" in err
+    assert (
+        len(merge_results([load_results(first), load_results(write_csv(tmp_path / "same.csv", late))]).trials)
+        == 16
+    )
+
+
+def epoch_reports(rows: list[dict], epochs: int = 3) -> pd.DataFrame:
+    """Per-epoch reports of each trial, rising to its final value."""
+    return pd.DataFrame(
+        [
+            {
+                "trial_id": row["trial_id"],
+                "training_iteration": e,
+                "epoch": e,
+                "eval_accuracy": row["eval_accuracy"] - 0.01 * (epochs - e),
+            }
+            for row in rows
+            for e in range(1, epochs + 1)
+        ]
+    )
+
+
+def test_learning_curves_travel_with_the_per_trial_csv(tmp_path):
+    rows = [{**row, "trial_id": f"t{i}"} for i, row in enumerate(replicate_rows(3))]
+    source = write_csv(tmp_path / "trials.csv", rows)
+    epoch_reports(rows).to_csv(history_path(source), index=False)
+    loaded = load_results(source)
+    assert history_path(source).name == "trials_history.csv" and len(loaded.history) == 3 * len(rows)
+    out = tmp_path / "out"
+    out.mkdir()
+    names = {"--out": "r.csv", "--plot": "r.png", "--trials": "t.csv", "--report": "r.md"}
+    assert main([str(source), *(x for flag, name in names.items() for x in (flag, str(out / name)))]) == 0
+    assert (out / "r_epochs.png").is_file()  # drawn from the CSVs alone
+    assert "bottom +0.010 (rose in 3 of 3)" in (out / "r.md").read_text()
+    again = load_results(out / "t.csv")
+    assert again.history.sort_values(["trial_id", "epoch"], ignore_index=True).equals(
+        loaded.history.sort_values(["trial_id", "epoch"], ignore_index=True)
+    )
+
+    epoch_reports(rows[:2] + [{"trial_id": "elsewhere", "eval_accuracy": 0.5}]).to_csv(
+        history_path(source), index=False
+    )
+    with pytest.raises(InputError, match="reports trials that .* does not hold \\(elsewhere\\)"):
+        load_results(source)
 
 
 def test_a_teacher_without_hash_merges_with_a_note(tmp_path):
@@ -137,3 +201,24 @@ def test_the_analysis_loads_no_torch():
     assert (
         subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
     )
+
+
+def test_the_last_epochs_change_per_strategy_has_a_known_answer():
+    history = pd.DataFrame(
+        {
+            "trial_id": ["a", "a", "a", "b", "b", "c", "d", "d"],
+            "epoch": [1, 2, 3, 1, 2, 1, 2, 1],  # d reported out of order
+            "eval_loss": [0.9, 0.7, 0.6, 0.8, 0.85, 0.5, 0.4, 0.6],
+        }
+    )
+    trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "strategy": ["odd", "odd", "odd", "top"]})
+    table = last_epoch_change(history, trials, "eval_loss", "min")
+    assert table.loc["odd"].to_dict() == {
+        "mean_change": pytest.approx((-0.1 + 0.05) / 2),
+        "improved": 1,
+        "trials": 2,
+    }
+    assert table.loc["top"].to_dict() == {"mean_change": pytest.approx(-0.2), "improved": 1, "trials": 1}
+    sentence = last_epoch_sentence(history, trials, "eval_loss", "min", ["top", "odd"])
+    assert sentence.endswith("top -0.200 (fell in 1 of 1), odd -0.025 (fell in 1 of 2)")
+    assert last_epoch_sentence(pd.DataFrame(), trials, "eval_loss", "min", ["odd"]) == ""

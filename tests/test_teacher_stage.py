@@ -1,14 +1,16 @@
 """The teacher stage measures once what every trial would otherwise measure again, on the students' data."""
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from sweep import plan
+from sweep import plan, teacher
 from sweep.checks import check_study, trial_config
 from sweep.config import resolve
+from sweep.stages import write_study_file
 from sweep.teacher import RECORD, STAGE, chosen_repeats, prepare_teacher, teacher_warnings
 from trainables import metrics, resident, teacher_cache
 from trainables.distill import prepare, run_trial, trial_constants
@@ -18,23 +20,28 @@ from trainables.tiny import write_tiny_encoder
 STRATEGIES = ["bottom", "scratch", "auto:bi", "auto:drop"]
 
 
+def study_config(storage: Path, teacher: str, tiny_task, name: str = "stage", train_size: int = 300):
+    data = {"task": "sst2", "train": tiny_task.train, "validation": tiny_task.validation, "max_length": 32}
+    return resolve(
+        flags={
+            "preset": "smoke",
+            "name": name,
+            "storage_path": str(storage),
+            "stages": ["replicate"],
+            "strategies": STRATEGIES,
+            "teacher": {"base": teacher, "train_size": 100, "calibration_size": 64},
+            "data": {**data, "train_size": train_size},
+            "trial": {"alpha_cos": 0.5},
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def study(tiny_teacher: str, tiny_task, tmp_path_factory):
     """A replicate study on the fine-tuned tiny teacher; the students train on 300 rows, the teacher
     was fine-tuned on others."""
     storage = tmp_path_factory.mktemp("teacher-stage")
-    data = {"task": "sst2", "train": tiny_task.train, "validation": tiny_task.validation, "max_length": 32}
-    config = resolve(
-        flags={
-            "preset": "smoke",
-            "storage_path": str(storage),
-            "stages": ["replicate"],
-            "strategies": STRATEGIES,
-            "teacher": {"base": tiny_teacher, "train_size": 100, "calibration_size": 64},
-            "data": {**data, "train_size": 300},
-            "trial": {"alpha_cos": 0.5},
-        }
-    )
+    config = study_config(storage, tiny_teacher, tiny_task)
     checked = check_study(config)
     record = prepare_teacher(config, False, str(storage / "unused"), checked.layers)
     return config, checked, record
@@ -129,3 +136,31 @@ def test_a_fine_tune_repeated_gives_the_same_teacher(tiny_task, tmp_path: Path) 
     changed = tmp_path / "changed"
     finetune_teacher(replace(config, seed=1), changed)
     assert weights_hash(changed) != weights_hash(first)
+
+
+def test_a_later_part_reuses_the_record_of_the_teachers_study(
+    study, tiny_task, tmp_path, monkeypatch
+) -> None:
+    """Part 2 of a study loads part 1's `<study>/teacher/model`; what part 1's stage measured on the
+    same data and students is taken, not computed again, and anything else is computed."""
+    _, _, record = study
+    model = tmp_path / "part-1" / STAGE / "model"
+    shutil.copytree(record["path"], model)
+    (model.parent / RECORD).write_text(json.dumps({**record, "path": str(model.resolve())}))
+    part = study_config(tmp_path, str(model), tiny_task, name="part-2")
+    assert teacher.earlier_record(part, check_study(part)) is None  # part 1 left no study.yaml
+    write_study_file(study_config(tmp_path, str(model), tiny_task, name="part-1"))
+    monkeypatch.setattr(teacher, "prepare_teacher", lambda *_: pytest.fail("the stage ran again"))
+
+    reused = teacher.teacher_stage(part, check_study(part), 1, 0)
+    assert reused["reused_from"] == str(model.parent / RECORD)
+    assert (
+        reused["strategies"] == json.loads(json.dumps(record["strategies"]))
+        and reused["teacher_hash"] == record["teacher_hash"]
+    )
+    assert json.loads((tmp_path / "part-2" / STAGE / RECORD).read_text()) == reused
+
+    other_rows = study_config(tmp_path, str(model), tiny_task, name="part-3", train_size=200)
+    assert teacher.earlier_record(other_rows, check_study(other_rows)) is None
+    (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:-8] + bytes(8))
+    assert teacher.earlier_record(part, check_study(part)) is None

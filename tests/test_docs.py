@@ -1,6 +1,7 @@
 """The published rankings under docs/ re-rank from their committed per-trial CSVs to the committed tables,
 and the README's tables say what those rankings say."""
 
+import json
 import re
 from pathlib import Path
 
@@ -12,14 +13,17 @@ from analysis.rank import main
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 
+# The 12 -> 6 study's parts, each in its own folder, ranked together as the README's command does.
+PARTS_12TO6 = sorted(str(path.relative_to(DOCS)) for path in DOCS.glob("mnli-12to6/*/trials.csv"))
+
 # Each published ranking: its per-trial CSV(s), the stage and metric it ranks, and the table.
 PUBLISHED = [
     (["mnli/trials.csv"], "replicate", "eval_accuracy", "mnli/ranking.csv"),
     (["mnli/trials.csv"], "replicate", "test_accuracy", "mnli/ranking_hard_matched.csv"),
     (["mnli/search/trials.csv"], "search", "selection_accuracy", "mnli/search/ranking.csv"),
     (["sst2/trials.csv"], "replicate", "eval_accuracy", "sst2/ranking.csv"),
-    (["mnli-12to6/seed-0/trials.csv"], "replicate", "eval_accuracy", "mnli-12to6/ranking.csv"),
-    (["mnli-12to6/seed-0/trials.csv"], "replicate", "test_accuracy", "mnli-12to6/ranking_hard_matched.csv"),
+    (PARTS_12TO6, "replicate", "eval_accuracy", "mnli-12to6/ranking.csv"),
+    (PARTS_12TO6, "replicate", "test_accuracy", "mnli-12to6/ranking_hard_matched.csv"),
 ]
 
 
@@ -78,3 +82,19 @@ def test_readme_tables_are_the_published_rankings() -> None:
                 parts = shown.strip("[]").split(", ") if name == "95% CI" else [shown]
                 for part, column in zip(parts, COLUMNS[name], strict=True):
                     assert same(part, expected[column]), f"{path} {expected['strategy']} {name}: {shown}"
+
+
+def test_each_12to6_part_keeps_what_reproduces_it() -> None:
+    """Settings, teacher record, per-trial CSV and per-epoch history; one teacher and one set of
+    data-driven layers across the parts."""
+    assert PARTS_12TO6
+    records = []
+    for trials in PARTS_12TO6:
+        part = (DOCS / trials).parent
+        assert {"study.yaml", "stage.json", "trials.csv", "trials_history.csv"} <= {
+            p.name for p in part.iterdir()
+        }
+        records.append(json.loads((part / "stage.json").read_text()))
+    assert len({record["teacher_hash"] for record in records}) == 1
+    chosen = [{s: r["layers"] for s, r in record["strategies"].items()} for record in records]
+    assert all(layers == chosen[0] for layers in chosen)

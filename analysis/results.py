@@ -122,11 +122,11 @@ def merge_results(parts: list[Results]) -> Results:
     """Trials of several runs of one stage as one table, e.g. a study and a later one that added
     seeds. A trial may appear only once; a (strategy, seed) pair run twice is averaged by the
     ranking, which says so. All trials must share one teacher (see `teacher_notes`), and each
-    strategy one set of teacher layers (see `check_layers`)."""
+    strategy one set of teacher layers (see `one_layer_set_each`)."""
     notes = tuple(note for part in parts for note in part.notes) + tuple(teacher_notes(parts))
     if len(parts) == 1:
         return Results(parts[0].trials, parts[0].history, parts[0].source, notes)
-    check_layers(parts)
+    one_layer_set_each(parts)
     trials = pd.concat([part.trials for part in parts], ignore_index=True)
     repeated = trials.loc[trials[TRIAL_ID].duplicated(), TRIAL_ID].tolist()
     if repeated:
@@ -159,7 +159,7 @@ def teacher_notes(parts: list[Results]) -> list[str]:
     ]
 
 
-def check_layers(parts: list[Results]) -> None:
+def one_layer_set_each(parts: list[Results]) -> None:
     """A strategy name stands for one student: raises InputError when its trials copied different
     teacher layers, e.g. parts of a study whose teacher stages chose `auto:drop`'s layers apart.
     Trials that report no layers (scratch, failed before reporting) are not compared."""
@@ -358,5 +358,7 @@ def write_trials_csv(results: Results, path: Path) -> None:
     """Saves the per-trial table, and the per-epoch reports beside it (`history_path`), so that a
     study can be re-ranked, merged and its learning curves drawn without Ray."""
     results.trials.to_csv(path, index=False)
-    if not results.history.empty:
+    if results.history.empty:
+        history_path(Path(path)).unlink(missing_ok=True)  # an older run's would be read as this one's
+    else:
         results.history.to_csv(history_path(Path(path)), index=False)

@@ -40,8 +40,7 @@ def teacher_stage(config: StudyConfig, checked: Checked, cpus: float, gpus: floa
         return info
     info = earlier_record(config, checked)
     if info is not None:
-        record_path(config).parent.mkdir(parents=True, exist_ok=True)
-        record_path(config).write_text(json.dumps(info, indent=2))
+        _write_record(config, info)
         print(f"Teacher stage: reusing the record of {info['reused_from']} ({_main(info)}).", flush=True)
         return info
     import ray
@@ -55,12 +54,16 @@ def teacher_stage(config: StudyConfig, checked: Checked, cpus: float, gpus: floa
     out_dir = str(config.local_dir / STAGE / MODEL_DIR)
     info = run_with_output(task, prepare_teacher, config, checked.finetune, out_dir, checked.layers)
     info["seconds"] = round(time.perf_counter() - started, 1)
-    record_path(config).parent.mkdir(parents=True, exist_ok=True)
-    record_path(config).write_text(json.dumps(info, indent=2))
+    _write_record(config, info)
     print(f"Teacher stage: {info['path']} ({_main(info)}); {info['seconds']} s.", flush=True)
     for warning in teacher_warnings(info):
         print(f"Warning: {warning}", flush=True)
     return info
+
+
+def _write_record(config: StudyConfig, info: dict) -> None:
+    record_path(config).parent.mkdir(parents=True, exist_ok=True)
+    record_path(config).write_text(json.dumps(info, indent=2))
 
 
 def stage_inputs(config: StudyConfig) -> dict:

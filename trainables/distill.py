@@ -19,7 +19,7 @@ from trainables.config import TrialConfig
 from trainables.layers import check_layers, select_layers
 from trainables.losses import distillation_loss
 from trainables.reporting import LocalReporter, Reporter, TuneReporter
-from trainables.resident import Resident, resident
+from trainables.resident import Resident, release_trial_memory, resident
 from trainables.student import build_student
 from trainables.teacher_cache import TeacherOutputs
 
@@ -29,8 +29,11 @@ class InjectedFault(RuntimeError):
 
 
 def distill_trial(config: dict) -> None:
-    """Ray Tune function trainable."""
-    run_trial(TrialConfig.from_dict(config), TuneReporter())
+    """Ray Tune function trainable; the worker it runs in may be handed the next trial."""
+    try:
+        run_trial(TrialConfig.from_dict(config), TuneReporter())
+    finally:
+        release_trial_memory()
 
 
 @dataclass

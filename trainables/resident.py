@@ -9,7 +9,11 @@ the device, so a changed teacher or data set is loaded afresh; only the latest k
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -69,6 +73,20 @@ def resident(teacher: str, data: DataConfig, device: str, trust_remote_code: boo
         _KEPT.clear()  # the previous teacher's memory is freed before the next one loads
         _KEPT[key] = _load(path, digest, data, device, trust_remote_code)
     return _KEPT[key]
+
+
+def release_trial_memory() -> None:
+    """Hand a finished trial's memory back to the system before the worker takes its next trial.
+
+    A finished trial leaves nothing alive, but a reused Ray worker still grew by about 0.65 GB per
+    trial (17M-parameter students): the trial's tensors were freed late, and glibc kept the freed
+    pages. Eight such trials in one worker made Ray's memory monitor kill it on 24 GiB. Collecting
+    and trimming here keeps a worker at the size of one trial.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def forget() -> None:

@@ -33,7 +33,12 @@ INTERRUPTED = 130
 
 
 class Interrupted(Exception):
-    """A stage stopped before all its trials finished (SIGINT); `--resume` continues it."""
+    """A stage stopped before all its trials finished (SIGINT, or Ray lost a worker it could not
+    replace); `--resume` continues it. `stage` holds the trials as they stood."""
+
+    def __init__(self, message: str, stage: results.StageResults) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 def write_study_file(config: StudyConfig) -> Path:
@@ -51,7 +56,9 @@ def run_study(config: StudyConfig, checked: Checked, verbose: bool = False) -> i
             final = run_stages(config, checked, cluster)
             ranked = finish(config, final)
     except Interrupted as stop:
-        print(f"{stop} Continue with: python -m sweep.run --resume {config.local_dir}")
+        print(stop)
+        rank_so_far(config, stop.stage)
+        print(f"Continue with: python -m sweep.run --resume {config.local_dir}")
         return INTERRUPTED
     return 0 if ranked else 1
 
@@ -139,18 +146,40 @@ def run_tune_stage(
                     flush=True,
                 )
             tuner = make_tuner(config, cluster, space, folder)
-        tuner.fit()
+        stopped = fit(tuner)
     stage = results.load_stage([path], folder.split("/")[0])
-    if stage.unfinished:
+    if stage.unfinished or stopped:
         raise Interrupted(
             f"{folder} stopped before all its trials finished "
-            f"({len(stage.unfinished)} started but unfinished)."
+            f"({len(stage.unfinished)} started but unfinished){stopped}.",
+            stage,
         )
     csv = config.local_dir / folder / TRIALS_CSV
     csv.parent.mkdir(parents=True, exist_ok=True)
     write_trials_csv(load_results(Path(path)), csv)
     _save_state(config, {**state, folder: True})
     return stage
+
+
+def fit(tuner) -> str:
+    """Run the Tuner; return why Ray stopped it early ('' when it did not). Ray raises out of `fit`
+    when it loses a worker in a way it does not treat as a trial failure (e.g. one killed by its
+    memory monitor); the trials that finished before are kept and ranked all the same."""
+    try:
+        tuner.fit()
+    except Exception as error:  # whatever Ray raises, the finished trials are on disk
+        return f": Ray stopped: {type(error).__name__}: {str(error).splitlines()[0]}"
+    return ""
+
+
+def rank_so_far(config: StudyConfig, stage: results.StageResults) -> None:
+    """Rank the finished trials of an interrupted stage, so that stopping never costs a ranking; the
+    resumed study ranks again over all its trials."""
+    metric = config.ranked_metric if stage.stage == "replicate" else config.search_metric
+    finished = len(stage.finished(metric))
+    if finished:
+        print(f"Ranking the {finished} finished trials of {stage.stage} so far:")
+        ranking.rank_stage(config.local_dir / stage.stage, config.local_dir, metric, stage.stage)
 
 
 def _ended(stage: results.StageResults, csv: Path) -> None:

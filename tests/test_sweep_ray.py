@@ -264,14 +264,15 @@ def test_interrupted_study_resumes_without_rerunning(smoke: Path, tmp_path: Path
     stage = tmp_path / "resume" / "replicate"
     driver = subprocess.Popen([sys.executable, "-m", "sweep.run", "--config", config], cwd=REPO)
     try:
-        finished = _wait_for_finished_trials(stage, epochs, driver)
+        finished = _wait_for_finished_trials(stage, driver)
         driver.send_signal(signal.SIGINT)
         assert driver.wait(timeout=120) == 130
     finally:
         if driver.poll() is None:
             driver.kill()
     done_before = {name: _digest(stage / name / "result.json") for name in _terminated(stage)}
-    assert finished and len(done_before) < len(strategies) * len(seeds)
+    assert finished <= len(done_before) < len(strategies) * len(seeds)
+    assert ranked_trials(tmp_path / "resume") == len(done_before)  # stopping costs no ranking
 
     assert main(["--resume", str(tmp_path / "resume")]) == 0
     table = trials(tmp_path / "resume", "replicate")
@@ -281,9 +282,45 @@ def test_interrupted_study_resumes_without_rerunning(smoke: Path, tmp_path: Path
     assert set(table["status"]) == {"TERMINATED"} and set(table["epochs"]) == {epochs}
     for trial, digest in done_before.items():
         assert _digest(stage / trial / "result.json") == digest, f"{trial} ran again"
+    assert ranked_trials(tmp_path / "resume") == len(strategies) * len(seeds)
     for path in _results(stage):  # an interrupted trial repeats the epochs after its last saved checkpoint
         reported = [json.loads(line)["epoch"] for line in path.read_text().splitlines()]
         assert reported[-1] == epochs and set(reported) == set(range(1, epochs + 1))
+
+
+def ranked_trials(study: Path) -> int:
+    ranking = pd.read_csv(study / "ranking.csv")
+    return int(ranking.loc[ranking["aggregation"] == "mean_over_seeds", "n"].sum())
+
+
+def test_a_study_that_ray_stops_still_ranks_its_finished_trials(
+    smoke: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Ray raises out of `Tuner.fit` when its memory monitor kills a worker (a RuntimeError it does not
+    count as a trial failure). The finished trials are ranked, the exit status says interrupted, and
+    --resume ends the study."""
+    from ray.tune import Tuner
+
+    fit = Tuner.fit
+
+    def killed(tuner):
+        fit(tuner)
+        raise RuntimeError(
+            "Caught unexpected exception: 1 worker(s) were killed due to the node running low on memory."
+        )
+
+    monkeypatch.setattr(Tuner, "fit", killed)
+    config = study_yaml(tmp_path, smoke, "killed", strategies=["bottom", "top"], replicate={"seeds": 1})
+    assert main(["--config", config]) == 130
+    printed = capsys.readouterr().out
+    assert "Ray stopped: RuntimeError: Caught unexpected exception: 1 worker(s) were killed" in printed
+    assert "Continue with: python -m sweep.run --resume" in printed
+    assert ranked_trials(tmp_path / "killed") == 2
+
+    monkeypatch.setattr(Tuner, "fit", fit)
+    assert main(["--resume", str(tmp_path / "killed")]) == 0
+    assert ranked_trials(tmp_path / "killed") == 2
+    assert (tmp_path / "killed" / "replicate" / "trials.csv").is_file()
 
 
 def _terminated(stage: Path) -> list[str]:
@@ -299,24 +336,17 @@ def _results(stage: Path) -> list[Path]:
     return sorted(stage.glob("*_seed*/result.json"))
 
 
-def _epochs(path: Path) -> int:
-    lines = path.read_text().splitlines()
-    return json.loads(lines[-1])["epoch"] if lines else 0
-
-
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _wait_for_finished_trials(
-    stage: Path, epochs: int, driver: subprocess.Popen, timeout: float = 180
-) -> int:
+def _wait_for_finished_trials(stage: Path, driver: subprocess.Popen, timeout: float = 180) -> int:
+    """How many trials Ray's saved state records as finished, once there is one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and driver.poll() is None:
-        finished = sum(_epochs(path) == epochs for path in _results(stage))
-        if finished:
+        if (stage / "tuner.pkl").is_file() and (finished := len(_terminated(stage))):
             return finished
-        time.sleep(0.5)
+        time.sleep(1)
     raise AssertionError("no trial finished before the timeout (or the driver exited early)")
 
 

@@ -13,7 +13,7 @@ from analysis.stats import blocks_needed, examples_for, interval_half_width
 from sweep.checks import Checked
 from sweep.config import StudyConfig
 from sweep.sections import Range
-from sweep.teacher import read_record
+from sweep.teacher import earlier_record, read_record
 from trainables.config import SEARCHED
 from trainables.data import is_file_source
 
@@ -26,8 +26,9 @@ CHOSEN_LATER = "chosen from data by the teacher stage"
 
 
 def strategy_layers(config: StudyConfig, checked: Checked) -> dict[str, list[int] | None]:
-    """Each strategy's layers: the rule's, or what the teacher stage recorded (None before it ran)."""
-    record = read_record(config) or {}
+    """Each strategy's layers: the rule's, or what the teacher stage recorded, or will take from the
+    study that made the teacher (None when it is still to choose them)."""
+    record = read_record(config) or earlier_record(config, checked, quiet=True) or {}
     recorded = {s: chosen["layers"] for s, chosen in record.get("strategies", {}).items()}
     return {
         s: checked.layers[s] if checked.layers[s] is not None else recorded.get(s) for s in config.strategies

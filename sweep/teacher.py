@@ -78,11 +78,12 @@ def stage_inputs(config: StudyConfig) -> dict:
     }
 
 
-def earlier_record(config: StudyConfig, checked: Checked) -> dict | None:
+def earlier_record(config: StudyConfig, checked: Checked, quiet: bool = False) -> dict | None:
     """The record of the study that fine-tuned this teacher, when this study loads its
     `<study>/teacher/model` and would compute the same: same weights (hash), same `stage_inputs`
     (from that study's study.yaml), and every strategy of this study recorded there. A study run in
-    parts by seeds then shares one teacher stage, data-driven choices included."""
+    parts by seeds then shares one teacher stage, data-driven choices included. Unless `quiet`, says
+    why a record beside the teacher is not taken."""
     from sweep.study_dir import stored_study
     from trainables.errors import ConfigError
     from trainables.teacher import weights_hash
@@ -103,7 +104,8 @@ def earlier_record(config: StudyConfig, checked: Checked) -> dict | None:
         and record.get("teacher_hash") == weights_hash(str(base))
     )
     if not same:
-        print(f"Teacher stage: {path} was made for other data, students or weights; not reused.")
+        if not quiet:
+            print(f"Teacher stage: {path} was made for other data, students or weights; not reused.")
         return None
     strategies = {s: record["strategies"][s] for s in config.strategies}
     return {**record, "strategies": strategies, "reused_from": str(path.resolve())}

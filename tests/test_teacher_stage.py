@@ -151,6 +151,8 @@ def test_a_later_part_reuses_the_record_of_the_teachers_study(
     assert teacher.earlier_record(part, check_study(part)) is None  # part 1 left no study.yaml
     write_study_file(study_config(tmp_path, str(model), tiny_task, name="part-1"))
     monkeypatch.setattr(teacher, "prepare_teacher", lambda *_: pytest.fail("the stage ran again"))
+    shown = plan.summary(part, check_study(part))[3]  # the dry run shows the layers it will take
+    assert f"auto:drop {record['strategies']['auto:drop']['layers']}" in shown
 
     reused = teacher.teacher_stage(part, check_study(part), 1, 0)
     assert reused["reused_from"] == str(model.parent / RECORD)

@@ -98,3 +98,25 @@ def test_each_12to6_part_keeps_what_reproduces_it() -> None:
     assert len({record["teacher_hash"] for record in records}) == 1
     chosen = [{s: r["layers"] for s, r in record["strategies"].items()} for record in records]
     assert all(layers == chosen[0] for layers in chosen)
+
+
+def test_the_12to6_sentences_say_what_the_parts_say(tmp_path: Path) -> None:
+    """The README's 12 -> 6 sentences that quote results: the hard_matched order, the report's line
+    on the last epoch (re-ranked from the parts here) and on how many seeds the leader was first."""
+    text = " ".join((REPO / "README.md").read_text().split())
+    hard = pd.read_csv(DOCS / "mnli-12to6" / "ranking_hard_matched.csv")
+    assert ", ".join(f"{row.strategy} {row.mean:.3f}" for row in hard.itertuples()) in text
+
+    report = tmp_path / "report.md"
+    paths = [str(DOCS / path) for path in PARTS_12TO6]
+    assert main([*paths, "--out", str(tmp_path / "ranking.csv"), "--report", str(report)]) == 0
+    line = next(
+        line for line in report.read_text().splitlines() if "over each trial's last epoch" in line.lower()
+    )
+    assert " ".join(line.split()) in text
+
+    trials = pd.concat([pd.read_csv(DOCS / path) for path in PARTS_12TO6], ignore_index=True)
+    leader = pd.read_csv(DOCS / "mnli-12to6" / "ranking.csv")["strategy"].iloc[0]
+    best = trials.groupby("seed")["eval_accuracy"].transform("max")
+    firsts = trials[(trials["eval_accuracy"] == best) & (trials["strategy"] == leader)]["seed"].nunique()
+    assert f"{leader} is first on {firsts} of {trials['seed'].nunique()} seeds" in text

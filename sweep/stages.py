@@ -132,7 +132,7 @@ def run_tune_stage(
     from ray.tune import Tuner
 
     path = f"{config.study_dir}/{folder}"
-    state = _load_state(config)
+    state, stopped = _load_state(config), ""
     if not state.get(folder):
         if Tuner.can_restore(path):
             print(f"{folder}: continuing the interrupted run of {total} trials in {path}", flush=True)

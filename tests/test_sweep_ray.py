@@ -344,7 +344,7 @@ def _wait_for_finished_trials(stage: Path, driver: subprocess.Popen, timeout: fl
     """How many trials Ray's saved state records as finished, once there is one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and driver.poll() is None:
-        if (stage / "tuner.pkl").is_file() and (finished := len(_terminated(stage))):
+        if any(stage.glob("experiment_state-*.json")) and (finished := len(_terminated(stage))):
             return finished
         time.sleep(1)
     raise AssertionError("no trial finished before the timeout (or the driver exited early)")

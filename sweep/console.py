@@ -160,8 +160,7 @@ class Progress(Callback):
         self.running.discard(trial.trial_id)
         seconds = time.perf_counter() - self.started.get(trial.trial_id, time.perf_counter())
         config = trial.config
-        layers = trial.last_result.get(TEACHER_LAYERS, "")
-        who = f"{config.get('strategy')} seed {config.get('seed')} [{layers or 'scratch'}]"
+        who = f"{config.get('strategy')} seed {config.get('seed')}{layers_shown(trial)}"
         setting = config.get("setting")
         who += f" {setting}" if setting in ("fixed", "tuned") else ""
         self._write(f"  {self.label}: {who}: {outcome} ({seconds:.0f} s)")
@@ -182,3 +181,14 @@ class Progress(Callback):
 
     def _write(self, line: str) -> None:
         (self.bar.write if self.bar is not None else print)(line)
+
+
+def layers_shown(trial) -> str:
+    """The trial's teacher layers as the console shows them, e.g. [1,3,5] or [scratch]: from its
+    settings, which a trial that failed before its first report also has, else from its reports;
+    nothing when neither says."""
+    layers = trial.config.get(TEACHER_LAYERS)
+    if isinstance(layers, list):
+        return f" [{','.join(map(str, layers)) or 'scratch'}]"
+    reported = trial.last_result.get(TEACHER_LAYERS)
+    return f" [{reported or 'scratch'}]" if reported is not None else ""

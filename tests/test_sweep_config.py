@@ -1,7 +1,9 @@
 """The sweep's settings and checks, without Ray: presets, merging, every bad input, --dry-run."""
 
 import json
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -402,3 +404,35 @@ def test_dry_run_counts_the_parameters_of_bert_base_and_its_six_layer_students(
     assert code == 0, err
     assert "(12 layers, 109,484,547 parameters)" in out
     assert "Student: 6 layers, 66,957,315 parameters" in out
+
+
+def test_dry_run_warns_when_the_checkpoints_will_not_fit_on_the_disk(
+    world: dict, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from sweep import plan
+
+    monkeypatch.setattr(plan.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10**6))
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--seeds", "3"))
+    assert code == 0, err
+    params = int(re.search(r"Student: \d+ layers, ([\d,]+) parameters", out).group(1).replace(",", ""))
+    trials = 4 * 2 + 4 * 3  # the smoke searches, then 3 seeds of its 4 strategies
+    need = trials * params * plan.CHECKPOINT_BYTES_PER_PARAMETER
+    assert f"Warning: the {trials} trials keep about {need / 1e9:.1f} GB of checkpoints" in out
+    monkeypatch.setattr(plan.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10 * need))
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--seeds", "3"))
+    assert "GB of checkpoints" not in out
+
+
+def test_a_checkpoint_takes_the_bytes_per_parameter_the_disk_check_assumes(
+    tiny_teacher: str, tiny_task, tmp_path: Path
+) -> None:
+    from sweep.plan import CHECKPOINT_BYTES_PER_PARAMETER
+    from trainables.config import TrialConfig
+    from trainables.distill import run_trial
+    from trainables.reporting import STATE_FILE, LocalReporter
+
+    config = TrialConfig(teacher=tiny_teacher, data=tiny_task, student_layers=2, epochs=1, device="cpu")
+    params = run_trial(config, LocalReporter(tmp_path))[-1]["student_params"]
+    size = (tmp_path / STATE_FILE).stat().st_size
+    fixed = 100_000  # the RNG states, names and step counts, whatever the student's size
+    assert params * CHECKPOINT_BYTES_PER_PARAMETER <= size <= params * CHECKPOINT_BYTES_PER_PARAMETER + fixed

@@ -214,16 +214,15 @@ def summary(config: StudyConfig, checked: Checked) -> list[str]:
     return lines
 
 
-def disk_warnings(config: StudyConfig, checked: Checked, free: int | None = None) -> list[str]:
+def disk_warnings(config: StudyConfig, checked: Checked) -> list[str]:
     """Whether the checkpoints the study keeps fit in the free space of its storage path: a full
     disk fails every trial that is running when it fills."""
     trials = len(planned_trials(config, checked))
     need = trials * config.keep_checkpoints * checked.student_params * CHECKPOINT_BYTES_PER_PARAMETER
-    if free is None:
-        folder = Path(config.study_dir).expanduser().absolute()
-        while not folder.exists():
-            folder = folder.parent
-        free = shutil.disk_usage(folder).free
+    folder = Path(config.study_dir).expanduser().absolute()
+    while not folder.exists():  # the study folder (and maybe its storage path) is made later
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
     if need <= free:
         return []
     return [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -168,18 +169,20 @@ def fit(tuner) -> str:
     try:
         tuner.fit()
     except Exception as error:  # whatever Ray raises, the finished trials are on disk
+        traceback.print_exc()  # the whole story on stderr; the console gets one line
         return f": Ray stopped: {type(error).__name__}: {str(error).splitlines()[0]}"
     return ""
 
 
 def rank_so_far(config: StudyConfig, stage: results.StageResults) -> None:
-    """Rank the finished trials of an interrupted stage, so that stopping never costs a ranking; the
-    resumed study ranks again over all its trials."""
-    metric = config.ranked_metric if stage.stage == "replicate" else config.search_metric
-    finished = len(stage.finished(metric))
+    """Rank the finished trials of an interrupted stage as `finish` ranks a finished one, so that
+    stopping never costs a ranking; the resumed study ranks again over all its trials."""
+    finished = len(stage.finished(config.ranked_metric))
     if finished:
         print(f"Ranking the {finished} finished trials of {stage.stage} so far:")
-        ranking.rank_stage(config.local_dir / stage.stage, config.local_dir, metric, stage.stage)
+        ranking.rank_stage(
+            config.local_dir / stage.stage, config.local_dir, config.ranked_metric, stage.stage
+        )
 
 
 def _ended(stage: results.StageResults, csv: Path) -> None:

@@ -2,7 +2,8 @@
 
     python -m analysis.rank <study folder | stage folder | trials.csv> [more ...] --out ranking.csv
         [--metric eval_accuracy] [--stage replicate|search] [--reduce last|max|min]
-        [--mode max|min] [--plot ranking.png] [--report report.md] [--trials trials.csv]
+        [--mode max|min] [--strategies bottom top ...] [--plot ranking.png] [--report report.md]
+        [--trials trials.csv]
 
 A trial's value is the last value it reported for the metric: its final epoch for per-epoch
 metrics, the single report for init_accuracy. `--reduce max` takes its best epoch instead.
@@ -10,7 +11,8 @@ Failed, unfinished, metric-less and non-finite trials are excluded and counted w
 reason. The replicate stage (default) is ranked over seeds, once per setting when it ran both
 the tuned and the fixed one; the search stage twice, by each strategy's best configuration and
 over all its configurations (the `aggregation` column), on the trials that ran the full budget.
-Several inputs are ranked as one stage, e.g. a study and a second one that added seeds.
+Several inputs are ranked as one stage, e.g. a study and a second one that added seeds;
+`--strategies` ranks only the named ones, e.g. those that ran the added seeds.
 Bad input exits with status 2 and a one-paragraph message.
 """
 
@@ -29,7 +31,7 @@ from analysis.aggregate import Sample, exclusions, samples, strategy_facts, task
 from analysis.names import BEST_CONFIG, SEARCH, STAGES, TUNED_SETTING
 from analysis.outputs import write_outputs
 from analysis.report import console_table, power_sentence, significance_sentence
-from analysis.results import InputError, Results, load_results, merge_results, resolve_input
+from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
 from analysis.stats import Ranking, rank_strategies
 from analysis.values import REDUCTIONS, full_budget, trial_values
 from trainables.metrics import EVAL, EVAL_ACCURACY, SELECTION, STRATEGY, direction, scored
@@ -197,12 +199,21 @@ def _rank_into(
     return study
 
 
-def _load_and_rank(paths: list[Path], metric: str, stage: str | None, mode: str | None, reduce: str) -> Study:
+def _load_and_rank(
+    paths: list[Path],
+    metric: str,
+    stage: str | None,
+    mode: str | None,
+    reduce: str,
+    strategies: Sequence[str] = (),
+) -> Study:
     inputs = [resolve_input(path, stage) for path in paths]
     stages = {chosen for _, chosen in inputs}
     if len(stages) > 1:
         raise InputError(f"The inputs hold different stages ({', '.join(sorted(stages))}); pass --stage.")
     results = merge_results([load_results(source) for source, _ in inputs])
+    if strategies:
+        results = only_strategies(results, strategies)
     return rank_results(results, stages.pop(), metric, mode, reduce)
 
 
@@ -224,6 +235,13 @@ def _parser() -> argparse.ArgumentParser:
         "--reduce", choices=REDUCTIONS, default="last", help="a trial's value over its epochs"
     )
     parser.add_argument("--mode", choices=("max", "min"), help="better direction (default: min for losses)")
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=(),
+        metavar="NAME",
+        help="rank only these strategies (default: all)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="ranking CSV to write")
     parser.add_argument("--plot", type=Path, help="PNG of the metric per strategy")
     parser.add_argument("--report", type=Path, help="Markdown report to write")
@@ -235,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 for input that cannot be ranked)."""
     args = _parser().parse_args(argv)
     try:
-        study = _load_and_rank(args.paths, args.metric, args.stage, args.mode, args.reduce)
+        study = _load_and_rank(args.paths, args.metric, args.stage, args.mode, args.reduce, args.strategies)
         written = write_outputs(study, args.out, args.plot, args.report, args.trials)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)

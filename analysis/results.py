@@ -7,6 +7,7 @@ once-reported ones such as init_accuracy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -136,6 +137,24 @@ def merge_results(parts: list[Results]) -> Results:
         )
     history = pd.concat([part.history for part in parts], ignore_index=True)
     return Results(_tidy(trials), history, " + ".join(part.source for part in parts), notes)
+
+
+def only_strategies(results: Results, strategies: Sequence[str]) -> Results:
+    """The trials of the named strategies only, e.g. to rank the ones that ran more seeds on all
+    their seeds. Raises InputError for a name no trial has, so that a typo cannot shrink the
+    ranking in silence."""
+    present = set(results.trials[STRATEGY])
+    unknown = [name for name in strategies if name not in present]
+    if unknown:
+        raise InputError(
+            f"No trial has the strateg{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+            f"the trials have {', '.join(sorted(present))}."
+        )
+    trials = results.trials[results.trials[STRATEGY].isin(strategies)].reset_index(drop=True)
+    history = results.history
+    if TRIAL_ID in history:
+        history = history[history[TRIAL_ID].isin(trials[TRIAL_ID])].reset_index(drop=True)
+    return Results(trials, history, results.source, results.notes)
 
 
 def teacher_notes(parts: list[Results]) -> list[str]:

@@ -117,6 +117,32 @@ def test_several_inputs_are_ranked_as_one_study(tmp_path):
     assert main([str(first), str(first), "--out", str(tmp_path / "twice.csv")]) == 2
 
 
+def test_strategies_that_added_seeds_rank_on_all_of_them(tmp_path, capsys):
+    """Seeds 0-4 of every strategy plus seeds 5-9 of bottom and odd: `--strategies bottom odd`
+    ranks those two, paired over all ten seeds, exactly as a study of only them would."""
+    rows = replicate_rows()
+    first = write_csv(tmp_path / "first.csv", [row for row in rows if row["seed"] < 5])
+    pair = [row for row in rows if row["strategy"] in ("bottom", "odd")]
+    added = write_csv(tmp_path / "added.csv", [row for row in pair if row["seed"] >= 5])
+    both = write_csv(tmp_path / "both.csv", pair)
+    argv = ["--strategies", "bottom", "odd", "--out", str(tmp_path / "chosen.csv")]
+    assert main([str(first), str(added), *argv]) == 0
+    assert main([str(both), "--out", str(tmp_path / "expected.csv")]) == 0
+
+    chosen, expected = pd.read_csv(tmp_path / "chosen.csv"), pd.read_csv(tmp_path / "expected.csv")
+    pd.testing.assert_frame_equal(chosen, expected)
+    assert chosen["n"].tolist() == [10, 10] and (chosen["test"].dropna() == "wilcoxon").all()
+    gaps = pd.DataFrame(pair).pivot(index="seed", columns="strategy", values="eval_accuracy")
+    expected_p = stats.wilcoxon(gaps["bottom"], gaps["odd"]).pvalue
+    assert chosen.set_index("strategy").loc["odd", "p_vs_best"] == pytest.approx(expected_p)
+
+    capsys.readouterr()
+    assert main([str(first), *argv[:2], "tpo", *argv[3:]]) == 2
+    assert (
+        "No trial has the strategy tpo; the trials have bottom, odd, scratch, top." in capsys.readouterr().err
+    )
+
+
 def test_retention_is_given_only_where_the_teacher_was_scored(tmp_path):
     """The teacher is scored on the validation set: a student's test accuracy has no teacher to
     be divided by."""

@@ -9,7 +9,7 @@ from scipy import stats
 
 from analysis.aggregate import config_labels
 from analysis.rank import COLUMNS, main, rank_study
-from analysis.results import InputError, resolve_input
+from analysis.results import InputError, Results, only_strategies, resolve_input
 
 REQUIRED = [
     "rank",
@@ -141,6 +141,16 @@ def test_strategies_that_added_seeds_rank_on_all_of_them(tmp_path, capsys):
     assert (
         "No trial has the strategy tpo; the trials have bottom, odd, scratch, top." in capsys.readouterr().err
     )
+
+
+def test_only_strategies_keeps_their_trials_and_history():
+    trials = pd.DataFrame(replicate_rows(2))
+    history = pd.DataFrame({"trial_id": trials["trial_id"], "epoch": 1, "eval_accuracy": 0.5})
+    kept = only_strategies(Results(trials, history, "t.csv", ("a note",)), ["odd", "scratch"])
+
+    assert sorted(kept.trials["strategy"].unique()) == ["odd", "scratch"] and len(kept.trials) == 4
+    assert set(kept.history["trial_id"]) == set(kept.trials["trial_id"])
+    assert kept.notes == ("a note",)
 
 
 def test_retention_is_given_only_where_the_teacher_was_scored(tmp_path):

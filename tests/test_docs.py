@@ -16,6 +16,9 @@ DOCS = REPO / "docs"
 # The 12 -> 6 study's parts, each in its own folder, ranked together as the README's command does.
 PARTS_12TO6 = sorted(str(path.relative_to(DOCS)) for path in DOCS.glob("mnli-12to6/*/trials.csv"))
 
+# The second 12 -> 6 study (10 epochs), ranked on its own: its trials differ in more than the seed.
+LONG_12TO6 = "mnli-12to6-10-epochs/trials.csv"
+
 # The 12 -> 6 strategies that ran every part's seeds; the others ran fewer and are ranked in ranking_all.
 FULL_12TO6 = ["bottom", "top", "odd", "even", "distilbert"]
 
@@ -29,6 +32,8 @@ PUBLISHED = [
     (PARTS_12TO6, "replicate", "eval_accuracy", FULL_12TO6, "mnli-12to6/ranking.csv"),
     (PARTS_12TO6, "replicate", "test_accuracy", FULL_12TO6, "mnli-12to6/ranking_hard_matched.csv"),
     (PARTS_12TO6, "replicate", "eval_accuracy", [], "mnli-12to6/ranking_all.csv"),
+    ([LONG_12TO6], "replicate", "eval_accuracy", [], "mnli-12to6-10-epochs/ranking.csv"),
+    ([LONG_12TO6], "replicate", "test_accuracy", [], "mnli-12to6-10-epochs/ranking_hard_matched.csv"),
 ]
 
 
@@ -94,10 +99,10 @@ def test_readme_tables_are_the_published_rankings() -> None:
 
 def test_each_12to6_part_keeps_what_reproduces_it() -> None:
     """Settings, teacher record, per-trial CSV and per-epoch history; one teacher and one set of
-    data-driven layers across the parts."""
+    data-driven layers across the parts and the 10-epoch study."""
     assert PARTS_12TO6
     records = []
-    for trials in PARTS_12TO6:
+    for trials in [*PARTS_12TO6, LONG_12TO6]:
         part = (DOCS / trials).parent
         assert {"study.yaml", "stage.json", "trials.csv", "trials_history.csv"} <= {
             p.name for p in part.iterdir()
@@ -119,17 +124,41 @@ def test_the_12to6_sentences_say_what_the_parts_say(tmp_path: Path) -> None:
     hard = pd.read_csv(DOCS / "mnli-12to6" / "ranking_hard_matched.csv")
     assert ", ".join(f"{row.strategy} {row.mean:.3f}" for row in hard.itertuples()) in text
 
-    report = tmp_path / "report.md"
-    paths = [str(DOCS / path) for path in PARTS_12TO6]
-    assert main([*paths, "--out", str(tmp_path / "ranking.csv"), "--report", str(report)]) == 0
-    line = next(
-        line for line in report.read_text().splitlines() if "over each trial's last epoch" in line.lower()
-    )
-    assert " ".join(line.split()) in text
+    assert last_epoch_line(PARTS_12TO6, tmp_path) in text
 
     trials = pd.concat([pd.read_csv(DOCS / path) for path in PARTS_12TO6], ignore_index=True)
-    trials = trials[trials["strategy"].isin(FULL_12TO6)]
-    leader = pd.read_csv(DOCS / "mnli-12to6" / "ranking.csv")["strategy"].iloc[0]
+    assert firsts(trials[trials["strategy"].isin(FULL_12TO6)], "mnli-12to6/ranking.csv") in text
+
+
+def last_epoch_line(inputs: list[str], tmp_path: Path) -> str:
+    """The line on each trial's last epoch of the report over every strategy, re-ranked here."""
+    report = tmp_path / "report.md"
+    paths = [str(DOCS / path) for path in inputs]
+    assert main([*paths, "--out", str(tmp_path / "ranking.csv"), "--report", str(report)]) == 0
+    lines = report.read_text().splitlines()
+    return " ".join(next(line for line in lines if "over each trial's last epoch" in line.lower()).split())
+
+
+def firsts(trials: pd.DataFrame, ranking: str) -> str:
+    """ "<leader> is first on <k> of <n> seeds": on how many seeds the ranking's leader scored best."""
+    leader = pd.read_csv(DOCS / ranking)["strategy"].iloc[0]
     best = trials.groupby("seed")["eval_accuracy"].transform("max")
-    firsts = trials[(trials["eval_accuracy"] == best) & (trials["strategy"] == leader)]["seed"].nunique()
-    assert f"{leader} is first on {firsts} of {trials['seed'].nunique()} seeds" in text
+    count = trials[(trials["eval_accuracy"] == best) & (trials["strategy"] == leader)]["seed"].nunique()
+    return f"{leader} is first on {count} of {trials['seed'].nunique()} seeds"
+
+
+def test_the_10_epoch_sentences_say_what_its_trials_say(tmp_path: Path) -> None:
+    """The 10-epoch study's sentences: the same seeds and strategies at 5 epochs, the leader's
+    seeds, the hard_matched order and its report's line on the last epoch."""
+    text = " ".join((REPO / "README.md").read_text().split())
+    long = pd.read_csv(DOCS / LONG_12TO6)
+    order = pd.read_csv(DOCS / "mnli-12to6-10-epochs" / "ranking.csv")["strategy"]
+    short = pd.concat([pd.read_csv(DOCS / path) for path in PARTS_12TO6], ignore_index=True)
+    short = short[short["seed"].isin(long["seed"]) & short["status"].eq("TERMINATED")]
+    means = short.groupby("strategy")["eval_accuracy"].mean()
+    assert ", ".join(f"{name} {means[name]:.3f}" for name in order) in text
+    assert firsts(long, "mnli-12to6-10-epochs/ranking.csv") in text
+
+    hard = pd.read_csv(DOCS / "mnli-12to6-10-epochs" / "ranking_hard_matched.csv")
+    assert ", ".join(f"{row.strategy} {row.mean:.3f}" for row in hard.itertuples()) in text
+    assert last_epoch_line([LONG_12TO6], tmp_path) in text

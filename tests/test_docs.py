@@ -121,13 +121,21 @@ def test_the_12to6_sentences_say_what_the_parts_say(tmp_path: Path) -> None:
     last epoch of the report over all strategies (re-ranked from the parts here) and on how many
     seeds the leader was first among the strategies that ran every seed."""
     text = " ".join((REPO / "README.md").read_text().split())
-    hard = pd.read_csv(DOCS / "mnli-12to6" / "ranking_hard_matched.csv")
-    assert ", ".join(f"{row.strategy} {row.mean:.3f}" for row in hard.itertuples()) in text
+    assert means_line(pd.read_csv(DOCS / "mnli-12to6" / "ranking_hard_matched.csv")) in text
 
     assert last_epoch_line(PARTS_12TO6, tmp_path) in text
 
-    trials = pd.concat([pd.read_csv(DOCS / path) for path in PARTS_12TO6], ignore_index=True)
+    trials = read_trials(PARTS_12TO6)
     assert firsts(trials[trials["strategy"].isin(FULL_12TO6)], "mnli-12to6/ranking.csv") in text
+
+
+def read_trials(inputs: list[str]) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(DOCS / path) for path in inputs], ignore_index=True)
+
+
+def means_line(ranking: pd.DataFrame) -> str:
+    """Each strategy and its mean in the ranking's order, to the README's three decimals."""
+    return ", ".join(f"{row.strategy} {row.mean:.3f}" for row in ranking.itertuples())
 
 
 def last_epoch_line(inputs: list[str], tmp_path: Path) -> str:
@@ -140,7 +148,7 @@ def last_epoch_line(inputs: list[str], tmp_path: Path) -> str:
 
 
 def firsts(trials: pd.DataFrame, ranking: str) -> str:
-    """ "<leader> is first on <k> of <n> seeds": on how many seeds the ranking's leader scored best."""
+    """On how many seeds the ranking's leader scored best, as the README says it."""
     leader = pd.read_csv(DOCS / ranking)["strategy"].iloc[0]
     best = trials.groupby("seed")["eval_accuracy"].transform("max")
     count = trials[(trials["eval_accuracy"] == best) & (trials["strategy"] == leader)]["seed"].nunique()
@@ -153,12 +161,11 @@ def test_the_10_epoch_sentences_say_what_its_trials_say(tmp_path: Path) -> None:
     text = " ".join((REPO / "README.md").read_text().split())
     long = pd.read_csv(DOCS / LONG_12TO6)
     order = pd.read_csv(DOCS / "mnli-12to6-10-epochs" / "ranking.csv")["strategy"]
-    short = pd.concat([pd.read_csv(DOCS / path) for path in PARTS_12TO6], ignore_index=True)
+    short = read_trials(PARTS_12TO6)
     short = short[short["seed"].isin(long["seed"]) & short["status"].eq("TERMINATED")]
-    means = short.groupby("strategy")["eval_accuracy"].mean()
-    assert ", ".join(f"{name} {means[name]:.3f}" for name in order) in text
+    means = short.groupby("strategy")["eval_accuracy"].mean().reindex(order)
+    assert means_line(means.rename("mean").reset_index()) in text
     assert firsts(long, "mnli-12to6-10-epochs/ranking.csv") in text
 
-    hard = pd.read_csv(DOCS / "mnli-12to6-10-epochs" / "ranking_hard_matched.csv")
-    assert ", ".join(f"{row.strategy} {row.mean:.3f}" for row in hard.itertuples()) in text
+    assert means_line(pd.read_csv(DOCS / "mnli-12to6-10-epochs" / "ranking_hard_matched.csv")) in text
     assert last_epoch_line([LONG_12TO6], tmp_path) in text

@@ -21,14 +21,18 @@ def reports(history: pd.DataFrame, trials: pd.DataFrame, metric: str) -> tuple[p
 
 
 def last_epoch_change(history: pd.DataFrame, trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
-    """Per strategy, over each trial's last two reports: the mean change of the metric, how many
-    trials improved (rose, or fell for mode "min"), and of how many (trials with two reports)."""
+    """Per strategy, over each trial's last epoch: the mean change of the metric, how many trials
+    improved (rose, or fell for mode "min"), and of how many (trials whose last two reports with the
+    metric are one epoch apart; `eval_every` > 1 leaves gaps)."""
     rows, clock = reports(history, trials, metric)
     last_two = rows.sort_values(clock, kind="stable").groupby(TRIAL_ID).tail(2)
     ends = last_two.groupby(TRIAL_ID).agg(
-        strategy=(STRATEGY, "first"), n=(metric, "size"), change=(metric, lambda v: v.iloc[-1] - v.iloc[0])
+        strategy=(STRATEGY, "first"),
+        n=(metric, "size"),
+        change=(metric, lambda v: v.iloc[-1] - v.iloc[0]),
+        span=(clock, lambda v: v.iloc[-1] - v.iloc[0]),
     )
-    ends = ends[ends["n"] == 2]
+    ends = ends[(ends["n"] == 2) & (ends["span"] == 1)]
     better = ends["change"] > 0 if mode == "max" else ends["change"] < 0
     return (
         ends.assign(improved=better)

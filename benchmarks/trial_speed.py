@@ -9,6 +9,8 @@ run, and prints one JSON document (progress goes to stderr):
   data and teacher cache loaded or built) and in one that kept them;
 * `precision`: 5-epoch trials over 3 seeds in fp32 and bf16: accuracy, speed, and `overhead_fraction`
   (1 - training time / trial wall time) of a trial run as a study runs it;
+* `overhead`: that fraction for the bf16 trials scored after every epoch and after the last only
+  (`eval_every`);
 * `matmul_peak` (fp32 and bf16) and `student_step`: the student's forward+backward over a real epoch,
   in GFLOP/s, against the peak of the precision it trains in;
 * `studies`: 10-trial studies through Ray Tune before and after the per-trial savings, as trials per
@@ -132,7 +134,8 @@ def run_trainable(config: TrialConfig, cold: bool = False) -> dict:
     laps = [seconds for _, _, seconds in reporter.steps]
     train_s = sum(sum(lap.values()) for lap in laps)
     kept = resident.resident(config.teacher, config.data, config.device, False)
-    evaluation = config.epochs * evaluation_seconds(config)
+    scored = sum(config.scores_epoch(epoch) for epoch in range(1, config.epochs + 1))
+    evaluation = scored * evaluation_seconds(config)
     return {
         "train_s": round(train_s, 2),
         "trial_wall_s": round(wall_s, 2),
@@ -231,6 +234,28 @@ def precision_comparison(config: TrialConfig, epochs: int, seeds: int) -> dict:
     }
 
 
+def evaluation_overhead(config: TrialConfig, epochs: int, seeds: int, every_epoch: dict) -> dict:
+    """`overhead_fraction` of the precision comparison's bf16 trials (`every_epoch`, scored after each
+    epoch) beside the same trials scored only after their last (`eval_every` = epochs). Skipping
+    evaluations leaves training untouched, so their final accuracies must be equal."""
+    at_end = [
+        run_trainable(replace(config, epochs=epochs, seed=seed, precision="bf16", eval_every=epochs))
+        for seed in range(seeds)
+    ]
+    accuracies = [r["eval_accuracy"] for r in at_end]
+    return {
+        "epochs": epochs,
+        "scored_every_epoch": every_epoch["overhead_fraction"],
+        "scored_after_the_last_epoch": round(statistics.fmean(r["overhead_fraction"] for r in at_end), 3),
+        "overhead_s_after_the_last_epoch": {
+            part: round(statistics.fmean(r["overhead_s"][part] for r in at_end), 2)
+            for part in at_end[0]["overhead_s"]
+        },
+        "eval_accuracy_after_the_last_epoch": accuracies,
+        "same_accuracy": accuracies == every_epoch["eval_accuracy"],
+    }
+
+
 def measure_matmul_peak(device: torch.device, dtype: torch.dtype) -> dict:
     """Sustained GFLOP/s of large square matmuls in `dtype`."""
     size = 4096 if device.type == "cuda" else 2048
@@ -307,7 +332,12 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     }
     record("matmul_peak", peaks)
     record("student_step", student_step(as_in_a_study(config), warm["laps"], peaks))
-    record("precision", precision_comparison(as_in_a_study(config), args.long_epochs, args.seeds))
+    precision = precision_comparison(as_in_a_study(config), args.long_epochs, args.seeds)
+    record("precision", precision)
+    record(
+        "overhead",
+        evaluation_overhead(as_in_a_study(config), args.long_epochs, args.seeds, precision["bf16"]),
+    )
     if args.studies:
         from benchmarks import study_speed
 

@@ -60,9 +60,10 @@ def search_space(config: StudyConfig, teacher: dict, strategies: list[str]) -> S
 
 
 def search_base(config: StudyConfig, base: dict) -> dict:
-    """The base settings of a search: the trials' search seed, and every range that is one value."""
+    """The base settings of a search: the trials' search seed, every range that is one value, and
+    scores after every epoch, which ASHA compares."""
     fixed = {name: bounds.min for name, bounds in config.search.space.items() if bounds.fixed}
-    return {**base, "seed": config.search.seed, "setting": "search", **fixed}
+    return {**base, "seed": config.search.seed, "setting": "search", "eval_every": 1, **fixed}
 
 
 def first_points(config: StudyConfig, strategies: list[str]) -> list[dict]:

@@ -222,3 +222,20 @@ def test_the_last_epochs_change_per_strategy_has_a_known_answer():
     sentence = last_epoch_sentence(history, trials, "eval_loss", "min", ["top", "odd"])
     assert sentence.endswith("top -0.200 (fell in 1 of 1), odd -0.025 (fell in 1 of 2)")
     assert last_epoch_sentence(pd.DataFrame(), trials, "eval_loss", "min", ["odd"]) == ""
+
+
+def test_the_last_epochs_change_needs_both_epochs_scored():
+    """With eval_every 2 over 5 epochs, a trial is scored after epochs 2, 4 and 5: its last change is
+    4 -> 5. Over 4 epochs (scored after 2 and 4) there is no last-epoch change to report."""
+    history = pd.DataFrame(
+        {
+            "trial_id": ["a"] * 5 + ["b"] * 4,
+            "epoch": [1, 2, 3, 4, 5, 1, 2, 3, 4],
+            "eval_loss": [None, 0.8, None, 0.6, 0.55, None, 0.9, None, 0.7],
+        }
+    )
+    trials = pd.DataFrame({"trial_id": ["a", "b"], "strategy": ["odd", "top"]})
+    table = last_epoch_change(history, trials, "eval_loss", "min")
+    assert list(table.index) == ["odd"]
+    assert table.loc["odd", "mean_change"] == pytest.approx(-0.05)
+    assert last_epoch_sentence(history, trials, "eval_loss", "min", ["top"]) == ""

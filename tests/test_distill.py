@@ -9,6 +9,7 @@ from trainables import loop, metrics
 from trainables.config import TrialConfig
 from trainables.data import DataConfig
 from trainables.distill import InjectedFault, prepare, run_trial
+from trainables.dropout import ATTENTION
 from trainables.reporting import LocalReporter
 
 EPOCHS = 3
@@ -47,6 +48,26 @@ def test_resumed_trial_ends_with_the_same_metrics(
     assert [r[metrics.EPOCH] for r in resumed] == [2, 3]
     assert without_speed(resumed) == without_speed(uninterrupted[1:])
     assert resumed[-1][metrics.TEST_ACCURACY] == uninterrupted[-1][metrics.TEST_ACCURACY]
+
+
+def test_eval_every_scores_every_nth_epoch_and_the_last_and_trains_the_same(
+    tiny_teacher: str, tiny_task: DataConfig
+) -> None:
+    """Skipping evaluations changes what is reported, not what is trained: same losses, same final
+    scores."""
+    every = run_trial(trial(tiny_teacher, tiny_task, seed=2))
+    sparse = run_trial(trial(tiny_teacher, tiny_task, seed=2, eval_every=2))
+    assert [metrics.EVAL_ACCURACY in r for r in sparse] == [False, True, True]
+    assert [metrics.TEST_ACCURACY in r for r in sparse] == [False, False, True]
+    assert [r[metrics.TRAIN_LOSS] for r in sparse] == [r[metrics.TRAIN_LOSS] for r in every]
+    assert without_speed(sparse)[1:] == without_speed(every)[1:]
+    assert sparse[0][metrics.INIT_ACCURACY] == every[0][metrics.INIT_ACCURACY]
+
+
+def test_a_cpu_student_trains_with_the_fast_dropout(tiny_teacher: str, tiny_task: DataConfig) -> None:
+    student = prepare(trial(tiny_teacher, tiny_task)).student
+    assert not [m for m in student.modules() if type(m) is torch.nn.Dropout]
+    assert student.config._attn_implementation == ATTENTION
 
 
 def test_every_trial_gets_a_fresh_schedule(tiny_teacher: str, tiny_task: DataConfig) -> None:

@@ -493,3 +493,32 @@ def test_an_unreadable_best_checkpoint_is_named_and_the_next_best_seed_exported(
     assert exported["trial_id"] != best["trial_id"] and exported["strategy"] == best["strategy"]
     assert exported["chosen_as"].endswith("the top-ranked strategy with a readable checkpoint")
     assert (copy / "ranking.csv").is_file() and (copy / "speed.json").is_file()
+
+
+def test_eval_every_scores_the_last_epoch_of_a_replicate_and_every_epoch_of_a_search(
+    smoke: Path, tmp_path: Path
+) -> None:
+    """ASHA compares search trials after each epoch, so the search ignores eval_every (Ray would stop
+    the study on a report without the searched metric); the replicates score only their last epoch
+    here, and still rank."""
+    config = study_yaml(
+        tmp_path,
+        smoke,
+        "sparse",
+        stages=["search", "replicate"],
+        strategies=["bottom", "top"],
+        search={"num_samples": 2},
+        replicate={"seeds": 1},
+        trial={"eval_every": 2},
+    )
+    assert main(["--config", config]) == 0
+    study = tmp_path / "sparse"
+
+    def scored(stage: str) -> list[list[bool]]:  # per trial and epoch, from what the analysis reads
+        files = sorted((study / stage).glob("*/result.json"))
+        return [pd.read_json(file, lines=True)["eval_accuracy"].notna().tolist() for file in files]
+
+    assert all(all(epochs) for epochs in scored("search"))  # ASHA may stop a trial after epoch 1
+    assert scored("replicate") == [[False, True]] * 2
+    ranking = pd.read_csv(study / "ranking.csv").set_index("aggregation")
+    assert ranking.loc["mean_over_seeds", "n"].sum() == 2

@@ -42,13 +42,20 @@ class TrialSettings(TrainingSettings):
     alpha_cos: Number = 0.0
     lr: LearningRate = 5e-5
     epochs: Count = 5
-    eval_batch_size: Count = 128
+    eval_batch_size: Count = 32
+    # Score the evaluation sets after every N-th epoch and after the last: N > 1 trades learning curves
+    # for time (a study's search still scores every epoch, as ASHA compares trials after each).
+    eval_every: Count = 1
     # Batch rows of similar length together: less padding, same determinism per seed.
     group_by_length: Flag = True
     # Reuse the teacher's training-set outputs across epochs and trials (needs a local teacher folder).
     teacher_cache: Flag = True
     # Caches larger than this are memory-mapped from disk instead of read into RAM.
     cache_memory_mb: Index = 2048
+
+    def scores_epoch(self, epoch: int) -> bool:
+        """Whether the evaluation sets are scored after `epoch` (1-based)."""
+        return epoch % self.eval_every == 0 or epoch == self.epochs
 
     @property
     def loss_weights(self) -> LossWeights:

@@ -3,7 +3,7 @@
 `distill_trial` is the Ray Tune function trainable; `run_trial` is the same loop in plain Python.
 The order of work is fixed: check settings, take the teacher and data (kept from the worker's last
 trial when they are the same), build a fresh student, note its scores before training, then train
-and evaluate each epoch, checkpointing after every one.
+and evaluate each epoch (or every `eval_every`-th and the last), checkpointing after every one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from transformers import PreTrainedModel
 
 from trainables import loop, metrics
 from trainables.config import TrialConfig
+from trainables.dropout import use_fast_dropout
 from trainables.layers import check_layers, select_layers
 from trainables.losses import distillation_loss
 from trainables.reporting import LocalReporter, Reporter, TuneReporter
@@ -124,8 +125,10 @@ def _run(setup: Setup, reporter: Reporter) -> list[dict]:
             metrics.EPOCH: epoch + 1,
             **_train_metrics(train),
             metrics.LEARNING_RATE: scheduler.get_last_lr()[0],
-            **_scores(setup, setup.student, setup.dtype, with_test=epoch + 1 == config.epochs),
         }
+        if config.scores_epoch(epoch + 1):
+            last = epoch + 1 == config.epochs
+            epoch_metrics |= _scores(setup, setup.student, setup.dtype, with_test=last)
         checkpoint = {
             "epoch": epoch + 1,
             "student": setup.student.state_dict(),
@@ -153,6 +156,8 @@ def prepare(config: TrialConfig) -> Setup:
         cached = kept.teacher_outputs(config.alpha_cos > 0, config.cache_memory_mb * 1024**2)
     loop.seed_everything(config.seed)  # after the cache, which a first trial builds and later ones load
     student = build_student(kept.teacher, layers, num_layers=config.student_layers).to(kept.device)
+    if kept.device.type == "cpu":  # CUDA's dropout and attention kernels are fused already
+        use_fast_dropout(student)
     dtype = loop.autocast_dtype(config.precision, kept.device)
     return Setup(config, layers, kept, student, dtype, cached)
 

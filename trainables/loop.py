@@ -118,14 +118,13 @@ def make_loader(
 
     The order depends on `shuffle_seed` alone, so it is exact on resume and identical across
     strategies that share a seed. `group_by_length` batches rows of similar length together (less
-    padding) while keeping that determinism.
+    padding) while keeping that determinism. The loader draws from its own generator, never the global
+    one, so evaluating (or not) leaves the training's dropout masks as they were.
     """
-    generator = sampler = None
-    if shuffle_seed is not None:
-        generator = torch.Generator().manual_seed(shuffle_seed)
-        if group_by_length:
-            lengths = [len(ids) for ids in rows["input_ids"]]
-            sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+    generator, sampler = torch.Generator().manual_seed(shuffle_seed or 0), None
+    if shuffle_seed is not None and group_by_length:
+        lengths = [len(ids) for ids in rows["input_ids"]]
+        sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
     return DataLoader(
         rows.with_format("torch"),
         batch_size=batch_size,

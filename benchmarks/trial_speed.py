@@ -13,6 +13,7 @@ run, and prints one JSON document (progress goes to stderr):
   (`eval_every`);
 * `matmul_peak` (fp32 and bf16) and `student_step`: the student's forward+backward over a real epoch,
   in GFLOP/s, against the peak of the precision it trains in;
+* `dropout`: ms per training step with the trial's cheap CPU dropout against torch's;
 * `studies`: 10-trial studies through Ray Tune before and after the per-trial savings, as trials per
   hour, and 2 trials x 1 thread against 1 trial x 2 threads.
 
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
+import math
 import os
 import statistics
 import sys
@@ -40,6 +43,7 @@ from trainables import distill, loop, metrics, resident
 from trainables.config import TrialConfig
 from trainables.data import DataConfig
 from trainables.reporting import LocalReporter
+from trainables.student import build_student
 from trainables.teacher import TEACHER_INFO, TeacherConfig, finetune_teacher
 from trainables.teacher_cache import CACHE_DIR
 
@@ -256,6 +260,47 @@ def evaluation_overhead(config: TrialConfig, epochs: int, seeds: int, every_epoc
     }
 
 
+def dropout_speed(config: TrialConfig, rounds: int = 2) -> dict:
+    """Training ms per step over the trial's first epoch: the trial's student (the cheap dropout of
+    `trainables.dropout`) against the same student with torch's dropout and attention, alternating,
+    `rounds` epochs each; the fastest epoch of each counts."""
+    setup = distill.prepare(config)
+    students = {
+        "torch": build_student(setup.teacher, setup.layers, num_layers=config.student_layers),
+        "fast": setup.student,
+    }
+    initial = {name: copy.deepcopy(student.state_dict()) for name, student in students.items()}
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, student in students.items():
+            student.load_state_dict(initial[name])
+            best[name] = min(best.get(name, math.inf), _epoch_ms_per_step(replace(setup, student=student)))
+    return {
+        "ms_per_step": {name: round(ms, 1) for name, ms in best.items()},
+        "speedup": round(best["torch"] / best["fast"], 2),
+    }
+
+
+def _epoch_ms_per_step(setup: distill.Setup) -> float:
+    config, batches = setup.config, first_epoch(setup)
+    optimizer, scheduler = loop.make_optimizer(
+        setup.student, config.lr, config.weight_decay, len(batches), config.warmup_ratio
+    )
+    loop.seed_everything(config.seed)
+    started = time.perf_counter()
+    loop.train_epoch(
+        setup.student,
+        batches,
+        distill.step_loss(setup),
+        optimizer,
+        scheduler,
+        config.max_grad_norm,
+        setup.device,
+        setup.dtype,
+    )
+    return 1000 * (time.perf_counter() - started) / len(batches)
+
+
 def measure_matmul_peak(device: torch.device, dtype: torch.dtype) -> dict:
     """Sustained GFLOP/s of large square matmuls in `dtype`."""
     size = 4096 if device.type == "cuda" else 2048
@@ -272,19 +317,25 @@ def measure_matmul_peak(device: torch.device, dtype: torch.dtype) -> dict:
     return {"gflops": round(2 * size**3 * count / seconds / 1e9, 1), "threads": torch.get_num_threads()}
 
 
-def student_step(config: TrialConfig, laps: list[dict], peaks: dict) -> dict:
-    """GFLOP/s of the student's forward+backward over the first epoch the warm trial ran: its FLOPs
-    counted per batch (same batches, same order), over the trial's own forward and backward laps."""
-    setup = distill.prepare(config)
-    step_loss = distill.step_loss(setup)
-    batches = loop.make_loader(
+def first_epoch(setup: distill.Setup):
+    """The trial's first epoch of training batches, in its order."""
+    config = setup.config
+    return loop.make_loader(
         setup.data.train,
         setup.tokenizer,
         config.batch_size,
         setup.device,
         distill.order_seed(config, 0),
-        True,
+        config.group_by_length,
     )
+
+
+def student_step(config: TrialConfig, laps: list[dict], peaks: dict) -> dict:
+    """GFLOP/s of the student's forward+backward over the first epoch the warm trial ran: its FLOPs
+    counted per batch (same batches, same order), over the trial's own forward and backward laps."""
+    setup = distill.prepare(config)
+    step_loss = distill.step_loss(setup)
+    batches = first_epoch(setup)
     flops = 0
     for batch in batches:
         with FlopCounterMode(display=False) as counter, loop.autocast(setup.device, setup.dtype):
@@ -332,6 +383,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     }
     record("matmul_peak", peaks)
     record("student_step", student_step(as_in_a_study(config), warm["laps"], peaks))
+    record("dropout", dropout_speed(as_in_a_study(config)))
     precision = precision_comparison(as_in_a_study(config), args.long_epochs, args.seeds)
     record("precision", precision)
     record(

@@ -169,3 +169,54 @@ def test_the_10_epoch_sentences_say_what_its_trials_say(tmp_path: Path) -> None:
 
     assert means_line(pd.read_csv(DOCS / "mnli-12to6-10-epochs" / "ranking_hard_matched.csv")) in text
     assert last_epoch_line([LONG_12TO6], tmp_path) in text
+
+
+def test_the_speed_section_quotes_the_committed_benchmark_run() -> None:
+    """Every measured number in the README's Speed section is the committed benchmark run's, and the
+    claims the section makes of them hold there."""
+    run = json.loads((DOCS / "benchmarks" / "trial_speed.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    speed = " ".join(readme.split("\n## Speed\n", 1)[1].split("\n## ", 1)[0].split())
+    step, peak, dropout = run["student_step"], run["matmul_peak"], run["dropout"]
+    precision, overhead, studies = run["precision"], run["overhead"], run["studies"]
+
+    def row(trial: dict) -> str:
+        wall, share = f"{trial['trial_wall_s']:.1f} s", percent(trial["overhead_fraction"])
+        return f"| {trial['examples_per_s']} | {wall} | {share} | {trial['eval_accuracy']:.3f} |"
+
+    quoted = [
+        f"one run of {round(run['wall_s'] / 60)} minutes",
+        f"| naive loop | {run['naive']['examples_per_s']} | — | — | {run['naive']['eval_accuracy']:.3f} |",
+        row(run["trainable_cold"]),
+        row(run["trainable_warm"]),
+        f"trains {run['loop_speedup']}× as many examples per second",
+        f"fp32 reached {accuracies(precision['fp32'])} and bf16 {accuracies(precision['bf16'])}",
+        f"(means {precision['fp32']['mean']:.3f} and {precision['bf16']['mean']:.3f})",
+        f"bf16 trained {precision['bf16_speedup']}× faster",
+        f"{dropout['ms_per_step']['torch']} ms with torch's dropout and {dropout['ms_per_step']['fast']} ms "
+        f"with this one ({dropout['speedup']}×)",
+        f"{step['forward_backward_gflops']} GFLOP/s in bf16, {percent(step['fraction_of_peak'])} of the "
+        f"{peak['bf16']['gflops']} GFLOP/s bf16 matmul peak",
+        f"(fp32 peak: {peak['fp32']['gflops']} GFLOP/s)",
+        f"wall time, {percent(overhead['scored_every_epoch'])} is still not training",
+        f"spend {percent(overhead['scored_after_the_last_epoch'])} of their time outside training",
+        f"same accuracies ({accuracies({'eval_accuracy': overhead['eval_accuracy_after_the_last_epoch']})})",
+        f"ran {studies['before']['trials_per_hour']} trials/hour",
+        f"{studies['after']['trials_per_hour']} trials/hour as it runs them now "
+        f"({studies['trials_per_hour_speedup']}×)",
+        f"mean accuracy {studies['before']['mean_eval_accuracy']:.3f} and "
+        f"{studies['after']['mean_eval_accuracy']:.3f}",
+        f"({studies['concurrency']['2_trials_x_1_thread']} against "
+        f"{studies['concurrency']['1_trial_x_2_threads']} trials/hour)",
+    ]
+    assert [text for text in quoted if text not in speed] == []
+    assert overhead["same_accuracy"] and precision["within_seed_noise"]
+    assert studies["concurrency"]["2_trials_x_1_thread"] > studies["concurrency"]["1_trial_x_2_threads"]
+
+
+def percent(fraction: float) -> str:
+    return f"{round(100 * fraction)}%"
+
+
+def accuracies(runs: dict) -> str:
+    return ", ".join(f"{value:.3f}" for value in runs["eval_accuracy"])

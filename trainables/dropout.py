@@ -1,10 +1,11 @@
 """Dropout that is cheap on CPU, for the student a trial trains.
 
 PyTorch draws a CPU dropout mask one element at a time (`bernoulli_` is a serial loop unless MKL runs
-on an Intel processor), a large share of a distillation step on an AMD CPU. Here the mask
-comes from 64-bit random words cut into four 16-bit draws each: a quarter of the generator calls, and
-a keep probability within 2^-16 of 1 - p. Same expectation, same global seeded generator (so a seed
-and a checkpoint's RNG state still fix every mask); only the mask values differ from `nn.Dropout`'s.
+on an Intel processor), a large share of a distillation step on an AMD CPU. Here the mask comes from
+64-bit random words cut into four 16-bit draws each: a quarter of the generator calls, and a keep
+probability within 2^-16 of 1 - p, so the same expectation to that precision. The draws come from
+the global seeded generator, so a seed and a checkpoint's RNG state still fix every mask; only the
+mask values differ from `nn.Dropout`'s.
 
 `use_fast_dropout` swaps a model's `nn.Dropout` modules and, for models built on the attention
 interface (BERT, RoBERTa, DistilBERT, ELECTRA...), their attention for eager attention with this

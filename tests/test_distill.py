@@ -33,12 +33,14 @@ def test_same_seed_gives_the_same_metrics(tiny_teacher: str, tiny_task: DataConf
     assert [r[metrics.TRAIN_LOSS] for r in first] != [r[metrics.TRAIN_LOSS] for r in other_seed]
 
 
+@pytest.mark.parametrize("eval_every", [1, 2])
 def test_resumed_trial_ends_with_the_same_metrics(
-    tiny_teacher: str, tiny_task: DataConfig, tmp_path: Path
+    tiny_teacher: str, tiny_task: DataConfig, tmp_path: Path, eval_every: int
 ) -> None:
-    uninterrupted = run_trial(trial(tiny_teacher, tiny_task, seed=1))
+    uninterrupted = run_trial(trial(tiny_teacher, tiny_task, seed=1, eval_every=eval_every))
     steps_per_epoch = 512 // 16
-    crashing = trial(tiny_teacher, tiny_task, seed=1, fault=f"crash:{steps_per_epoch + 5}")
+    fault = f"crash:{steps_per_epoch + 5}"
+    crashing = trial(tiny_teacher, tiny_task, seed=1, fault=fault, eval_every=eval_every)
     reporter = LocalReporter(tmp_path)
     with pytest.raises(InjectedFault):
         run_trial(crashing, reporter)

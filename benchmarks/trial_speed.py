@@ -222,10 +222,7 @@ def precision_comparison(config: TrialConfig, epochs: int, seeds: int) -> dict:
             "std": round(statistics.stdev(accuracies), 4) if len(accuracies) > 1 else None,
             "examples_per_s": round(statistics.fmean(r["examples_per_s"] for r in results), 1),
             "overhead_fraction": round(statistics.fmean(r["overhead_fraction"] for r in results), 3),
-            "overhead_s": {
-                part: round(statistics.fmean(r["overhead_s"][part] for r in results), 2)
-                for part in results[0]["overhead_s"]
-            },
+            "overhead_s": mean_overhead_s(results),
         }
     gap = summary["bf16"]["mean"] - summary["fp32"]["mean"]
     noise = summary["fp32"]["std"]
@@ -236,6 +233,12 @@ def precision_comparison(config: TrialConfig, epochs: int, seeds: int) -> dict:
         "within_seed_noise": noise is not None and abs(gap) <= noise,
         "bf16_speedup": round(summary["bf16"]["examples_per_s"] / summary["fp32"]["examples_per_s"], 2),
     }
+
+
+def mean_overhead_s(runs: list[dict]) -> dict[str, float]:
+    """Where the runs' time outside training went, each part averaged over the runs."""
+    parts = runs[0]["overhead_s"]
+    return {part: round(statistics.fmean(r["overhead_s"][part] for r in runs), 2) for part in parts}
 
 
 def evaluation_overhead(config: TrialConfig, epochs: int, seeds: int, every_epoch: dict) -> dict:
@@ -251,10 +254,7 @@ def evaluation_overhead(config: TrialConfig, epochs: int, seeds: int, every_epoc
         "epochs": epochs,
         "scored_every_epoch": every_epoch["overhead_fraction"],
         "scored_after_the_last_epoch": round(statistics.fmean(r["overhead_fraction"] for r in at_end), 3),
-        "overhead_s_after_the_last_epoch": {
-            part: round(statistics.fmean(r["overhead_s"][part] for r in at_end), 2)
-            for part in at_end[0]["overhead_s"]
-        },
+        "overhead_s_after_the_last_epoch": mean_overhead_s(at_end),
         "eval_accuracy_after_the_last_epoch": accuracies,
         "same_accuracy": accuracies == every_epoch["eval_accuracy"],
     }
@@ -282,7 +282,7 @@ def dropout_speed(config: TrialConfig, rounds: int = 2) -> dict:
 
 
 def _epoch_ms_per_step(setup: distill.Setup) -> float:
-    config, batches = setup.config, first_epoch(setup)
+    config, batches = setup.config, distill.epoch_batches(setup, 0)
     optimizer, scheduler = loop.make_optimizer(
         setup.student, config.lr, config.weight_decay, len(batches), config.warmup_ratio
     )
@@ -317,25 +317,12 @@ def measure_matmul_peak(device: torch.device, dtype: torch.dtype) -> dict:
     return {"gflops": round(2 * size**3 * count / seconds / 1e9, 1), "threads": torch.get_num_threads()}
 
 
-def first_epoch(setup: distill.Setup):
-    """The trial's first epoch of training batches, in its order."""
-    config = setup.config
-    return loop.make_loader(
-        setup.data.train,
-        setup.tokenizer,
-        config.batch_size,
-        setup.device,
-        distill.order_seed(config, 0),
-        config.group_by_length,
-    )
-
-
 def student_step(config: TrialConfig, laps: list[dict], peaks: dict) -> dict:
     """GFLOP/s of the student's forward+backward over the first epoch the warm trial ran: its FLOPs
     counted per batch (same batches, same order), over the trial's own forward and backward laps."""
     setup = distill.prepare(config)
     step_loss = distill.step_loss(setup)
-    batches = first_epoch(setup)
+    batches = distill.epoch_batches(setup, 0)
     flops = 0
     for batch in batches:
         with FlopCounterMode(display=False) as counter, loop.autocast(setup.device, setup.dtype):

@@ -190,7 +190,8 @@ def test_the_speed_section_quotes_the_committed_benchmark_run() -> None:
         row(run["trainable_cold"]),
         row(run["trainable_warm"]),
         f"trains {run['loop_speedup']}× as many examples per second",
-        f"fp32 reached {accuracies(precision['fp32'])} and bf16 {accuracies(precision['bf16'])}",
+        f"fp32 reached {accuracies(precision['fp32']['eval_accuracy'])} and bf16 "
+        f"{accuracies(precision['bf16']['eval_accuracy'])}",
         f"(means {precision['fp32']['mean']:.3f} and {precision['bf16']['mean']:.3f})",
         f"bf16 trained {precision['bf16_speedup']}× faster",
         f"{dropout['ms_per_step']['torch']} ms with torch's dropout and {dropout['ms_per_step']['fast']} ms "
@@ -200,7 +201,7 @@ def test_the_speed_section_quotes_the_committed_benchmark_run() -> None:
         f"(fp32 peak: {peak['fp32']['gflops']} GFLOP/s)",
         f"wall time, {percent(overhead['scored_every_epoch'])} is still not training",
         f"spend {percent(overhead['scored_after_the_last_epoch'])} of their time outside training",
-        f"same accuracies ({accuracies({'eval_accuracy': overhead['eval_accuracy_after_the_last_epoch']})})",
+        f"same accuracies ({accuracies(overhead['eval_accuracy_after_the_last_epoch'])})",
         f"ran {studies['before']['trials_per_hour']} trials/hour",
         f"{studies['after']['trials_per_hour']} trials/hour as it runs them now "
         f"({studies['trials_per_hour_speedup']}×)",
@@ -218,5 +219,5 @@ def percent(fraction: float) -> str:
     return f"{round(100 * fraction)}%"
 
 
-def accuracies(runs: dict) -> str:
-    return ", ".join(f"{value:.3f}" for value in runs["eval_accuracy"])
+def accuracies(values: list[float]) -> str:
+    return ", ".join(f"{value:.3f}" for value in values)

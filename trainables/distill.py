@@ -104,14 +104,7 @@ def _run(setup: Setup, reporter: Reporter) -> list[dict]:
 
         train = loop.train_epoch(
             setup.student,
-            loop.make_loader(
-                setup.data.train,
-                setup.tokenizer,
-                config.batch_size,
-                setup.device,
-                order_seed(config, epoch),
-                config.group_by_length,
-            ),
+            epoch_batches(setup, epoch),
             step_loss(setup, first_step, resumed=state is not None),
             optimizer,
             scheduler,
@@ -204,6 +197,19 @@ def _scores(setup: Setup, model: PreTrainedModel, dtype: torch.dtype | None, wit
         dtype,
         setup.config.eval_batch_size,
         with_test,
+    )
+
+
+def epoch_batches(setup: Setup, epoch: int):
+    """The training batches of `epoch` (0-based), in the order its seed fixes."""
+    config = setup.config
+    return loop.make_loader(
+        setup.data.train,
+        setup.tokenizer,
+        config.batch_size,
+        setup.device,
+        order_seed(config, epoch),
+        config.group_by_length,
     )
 
 

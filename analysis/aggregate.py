@@ -23,6 +23,7 @@ from analysis.names import (
     MEAN_OVER_SEEDS,
     SEARCH,
     SETTING,
+    TRIAL_ID,
     TUNED,
     TUNED_SETTING,
 )
@@ -140,6 +141,20 @@ def best_config_sample(values: pd.DataFrame, mode: str) -> Sample:
     chosen = dict(best.tolist())
     rows = usable[usable[CONFIG] == usable[STRATEGY].map(chosen)]
     return Sample(BEST_CONFIG, "seed", rows.assign(**{BLOCK: rows[SEED]}), values, _setting(values), chosen)
+
+
+def best_configurations(values: pd.DataFrame, mode: str) -> Sample:
+    """Each strategy's best configuration among `values` (from `values.trial_values`), by the rule of
+    `best_config_sample`; what a study's search stage picks each strategy's tuned setting by."""
+    return best_config_sample(values.assign(**{CONFIG: config_labels(values)}), mode)
+
+
+def ranked_trials(values: pd.DataFrame, strategy: str, mode: str) -> list[str]:
+    """The usable trials of `strategy`, best value first; ties in table (creation) order."""
+    usable = _usable(values)
+    rows = usable[usable[STRATEGY] == strategy]
+    key = -rows["value"] if mode == "max" else rows["value"]
+    return rows.assign(_key=key).sort_values("_key", kind="stable")[TRIAL_ID].tolist()
 
 
 def mean_over_configs_sample(values: pd.DataFrame) -> Sample:

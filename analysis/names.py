@@ -5,6 +5,7 @@ vocabulary the trials report in; it imports nothing, so reading results never lo
 """
 
 from trainables.metrics import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
+from trainables.vocabulary import SEARCHED
 
 # Per-trial table columns added by the analysis.
 TRIAL_ID = "trial_id"
@@ -25,9 +26,7 @@ REPLICATE = "replicate"
 STAGES = (SEARCH, REPLICATE)
 
 # The hyper-parameters a search samples: what tells one search configuration from another.
-HYPERPARAMETERS = tuple(
-    CONFIG_PREFIX + key for key in ("temperature", "alpha_ce", "alpha_kd", "alpha_cos", "lr")
-)
+HYPERPARAMETERS = tuple(CONFIG_PREFIX + key for key in SEARCHED)
 
 # `config/setting` says which setting a replicate trial ran at: the search's best, or the fixed one.
 SETTING = CONFIG_PREFIX + "setting"

@@ -1,12 +1,12 @@
 """Writing a ranked study out: the ranking CSV first, then plots, report and per-trial CSV.
 
 The ranking is what a finished study is for, so it is always written; a plot, report or
-per-trial CSV that cannot be written costs a one-line warning on stderr, not the others.
+per-trial CSV that cannot be written costs a one-line logged warning, not the others.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,8 @@ from trainables.metrics import STRATEGY, TEACHER, scored
 
 if TYPE_CHECKING:
     from analysis.rank import Ranked, Study
+
+log = logging.getLogger(__name__)
 
 TITLE = "Ranking of student-layer initializations"
 
@@ -74,14 +76,14 @@ def write_ranking(table: pd.DataFrame, path: Path) -> None:
 
 
 def _attempt(path: Path, write: Callable[[], object]) -> bool:
-    """Runs `write` into `path`'s folder; False, after a warning on stderr, when it raises, and
+    """Runs `write` into `path`'s folder; False, after a logged warning, when it raises, and
     False when it returns False (nothing to draw)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return write() is not False
     except Exception as error:  # any failure of an extra output must leave the ranking standing
         first_line = (str(error).splitlines() or [""])[0]
-        print(f"warning: skipped {path}: {type(error).__name__}: {first_line}", file=sys.stderr)
+        log.warning(f"skipped {path}: {type(error).__name__}: {first_line}")
         return False
 
 

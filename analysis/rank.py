@@ -19,8 +19,10 @@ Bad input exits with status 2 and a one-paragraph message.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -254,12 +256,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         study = _load_and_rank(args.paths, args.metric, args.stage, args.mode, args.reduce, args.strategies)
-        written = write_outputs(study, args.out, args.plot, args.report, args.trials)
+        with warnings_on_stderr():
+            written = write_outputs(study, args.out, args.plot, args.report, args.trials)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     _print_summary(study, written)
     return 0
+
+
+@contextmanager
+def warnings_on_stderr() -> Iterator[None]:
+    """While the block runs, the analysis' warnings are printed to stderr as "warning: ..." lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger = logging.getLogger("analysis")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _print_summary(study: Study, written: list[Path]) -> None:

@@ -12,10 +12,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sweep import stages
-from sweep.checks import check_study, trial_config
-from sweep.cluster import ray_cluster
-from sweep.config import StudyConfig, resolve
+from ray import tune
+
+from sweep.config.stored import write_study_file
+from sweep.config.study import StudyConfig, resolve
+from sweep.config.trial import trial_config
+from sweep.plan.plan import plan_study
+from sweep.preflight.checks import check_study
+from sweep.stages.cluster import ray_cluster
+from sweep.stages.study import run_stages
+from sweep.stages.tune import trainable
 from trainables import metrics
 
 
@@ -40,19 +46,17 @@ def study_config(
 
 def run_after(config: StudyConfig) -> dict:
     """The study's own stages (teacher stage included), timed from Ray's start to the last trial."""
-    checked = check_study(config)
-    stages.write_study_file(config)
+    plan = plan_study(config, check_study(config))
+    write_study_file(config)
     with ray_cluster(config) as cluster:
         started = time.perf_counter()
-        final = stages.run_stages(config, checked, cluster)
+        final = run_stages(plan, cluster)
         wall = time.perf_counter() - started
     return _summary(final.trials, wall, cluster.concurrent)
 
 
 def run_before(config: StudyConfig) -> dict:
     """The same trials the old way: no reused workers, nothing measured once for all, fp32."""
-    from ray import tune
-
     check_study(config)
     with ray_cluster(config) as cluster:
         base = trial_config(config, config.teacher.base, config.strategies[0], device="cpu", precision="fp32")
@@ -62,7 +66,7 @@ def run_before(config: StudyConfig) -> dict:
             "seed": tune.grid_search(config.seeds),
         }
         tuner = tune.Tuner(
-            stages.trainable(cluster),
+            trainable(cluster),
             param_space=space,
             tune_config=tune.TuneConfig(reuse_actors=False),
             run_config=tune.RunConfig(name="before", storage_path=config.study_dir, verbose=0),

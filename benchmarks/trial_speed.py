@@ -28,6 +28,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks import study_speed
 from benchmarks.naive import run_naive
 from trainables import distill, loop, metrics, resident
 from trainables.config import TrialConfig
@@ -187,8 +189,6 @@ def evaluation_seconds(config: TrialConfig) -> float:
 
 
 def _remove(folder: Path) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -378,8 +378,6 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         evaluation_overhead(as_in_a_study(config), args.long_epochs, args.seeds, precision["bf16"]),
     )
     if args.studies:
-        from benchmarks import study_speed
-
         trial = {
             "student_layers": args.student_layers,
             "alpha_cos": 0.5,

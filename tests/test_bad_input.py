@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from sweep.run import main
-from sweep.study_dir import LOCK_FILE
 from tests.conftest import smoke_args
+from trainables.vocabulary import StudyLayout
 
 
 def refused(capsys, args: list[str], message: str) -> None:
@@ -192,7 +192,7 @@ def test_a_study_folder_in_use_by_another_run_is_refused(world: dict, tmp_path: 
     """Two runs started with the same name: the second finds the first's lock and touches nothing."""
     folder = tmp_path / "smoke"
     folder.mkdir()
-    with (folder / LOCK_FILE).open("a+") as held:
+    with StudyLayout(folder, str(folder)).lock_file.open("a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.write("pid 12345")
         held.flush()

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from sweep.console import layers_shown
+from sweep.ui.console import layers_shown
 
 
 def trial(config: dict, last_result: dict) -> SimpleNamespace:

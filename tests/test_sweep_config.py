@@ -9,9 +9,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from sweep import ranking, stages
-from sweep.config import load_yaml, resolve
-from sweep.run import _strategies, main
+from sweep.config.flags import split_strategies
+from sweep.config.stored import write_study_file
+from sweep.config.study import load_yaml, resolve
+from sweep.plan import warnings
+from sweep.run import main
+from sweep.stages.deliverables import rank_stage
+from sweep.ui.console import shown_messages
 from tests.conftest import smoke_args
 from trainables.layers import select_layers
 from trainables.tiny import write_tiny_encoder
@@ -34,14 +38,14 @@ def write_yaml(path: Path, values: dict) -> str:
 # --- presets and merging -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["seed", "mnli", "smoke"])
+@pytest.mark.parametrize("name", ["original", "mnli", "smoke"])
 def test_example_configs_are_the_presets(name: str) -> None:
     assert resolve(load_yaml(REPO / "configs" / f"{name}.yaml")) == resolve(flags={"preset": name})
 
 
-def test_seed_preset_is_the_original_study_done_right() -> None:
+def test_the_default_preset_is_the_original_study_done_right() -> None:
     config = resolve()
-    assert config.preset == "seed" and config.teacher.base == "bert-base-uncased"
+    assert config.preset == "original" and config.teacher.base == "bert-base-uncased"
     assert config.data.task == "mnli" and config.trial.student_layers == 6
     assert config.strategies == ["bottom", "top", "odd", "even"]
     assert (config.data.train_size, config.data.validation_size, config.data.test_size) == (
@@ -80,8 +84,8 @@ def test_flags_override_yaml_which_overrides_the_preset(tmp_path: Path) -> None:
 
 
 def test_strategy_flags_keep_custom_lists_whole() -> None:
-    assert _strategies(["bottom,top", "custom:1,5,9", "odd"]) == ["bottom", "top", "custom:1,5,9", "odd"]
-    assert _strategies(["custom:2,4,top"]) == ["custom:2,4", "top"]
+    assert split_strategies(["bottom,top", "custom:1,5,9", "odd"]) == ["bottom", "top", "custom:1,5,9", "odd"]
+    assert split_strategies(["custom:2,4,top"]) == ["custom:2,4", "top"]
 
 
 # --- every bad input exits with status 2 before Ray starts ---------------------------------------
@@ -196,7 +200,7 @@ def test_an_existing_study_is_neither_overwritten_nor_resumed_differently(
     world: dict, tmp_path: Path, capsys
 ) -> None:
     config = resolve(flags={"preset": "smoke", "storage_path": str(tmp_path), "replicate": {"seeds": 2}})
-    stages.write_study_file(config)
+    write_study_file(config)
     code, out, err = cli(capsys, smoke_args(world, tmp_path))
     assert code == 2 and "already holds a study" in err
     code, out, err = cli(
@@ -272,7 +276,9 @@ def test_dry_run_of_replicate_only_uses_the_fixed_hyperparameters(
     assert {(t["lr"], t["temperature"], t["hyperparameters"]) for t in planned} == {(3e-3, 2.0, "fixed")}
 
 
-def test_dry_run_of_the_seed_preset_warns_about_its_small_sets(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_dry_run_of_the_original_preset_warns_about_its_small_sets(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub splits are checked by name only
     teacher = write_tiny_encoder(tmp_path / "twelve-layers", layers=12)
     code, out, err = cli(capsys, ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path)])
@@ -380,10 +386,13 @@ def test_ranking_hook_ranks_a_trials_csv_and_prints_the_table(tmp_path: Path, ca
         for strategy, base in (("top", 0.8), ("bottom", 0.6))
         for seed in range(3)
     ]
-    trials = tmp_path / "trials.csv"
+    config = resolve(flags={"preset": "smoke", "storage_path": str(tmp_path), "name": "ranked"})
+    trials = config.layout.stage_trials("replicate")
+    trials.parent.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(trials, index=False)
-    top = ranking.rank_stage(trials, tmp_path, "eval_accuracy")
-    table = pd.read_csv(tmp_path / "ranking.csv")
+    with shown_messages():
+        top = rank_stage(config, "replicate")
+    table = pd.read_csv(config.layout.ranking_csv)
     assert top == "top"
     assert table["strategy"].tolist() == ["top", "bottom"]
     assert table["mean"].tolist() == pytest.approx([0.81, 0.61])
@@ -409,16 +418,14 @@ def test_dry_run_counts_the_parameters_of_bert_base_and_its_six_layer_students(
 def test_dry_run_warns_when_the_checkpoints_will_not_fit_on_the_disk(
     world: dict, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    from sweep import plan
-
-    monkeypatch.setattr(plan.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10**6))
+    monkeypatch.setattr(warnings.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10**6))
     code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--seeds", "3"))
     assert code == 0, err
     params = int(re.search(r"Student: \d+ layers, ([\d,]+) parameters", out).group(1).replace(",", ""))
     trials = 4 * 2 + 4 * 3  # the smoke searches, then 3 seeds of its 4 strategies
-    need = trials * params * plan.CHECKPOINT_BYTES_PER_PARAMETER
+    need = trials * params * warnings.CHECKPOINT_BYTES_PER_PARAMETER
     assert f"Warning: the {trials} trials keep about {need / 1e9:.1f} GB of checkpoints" in out
-    monkeypatch.setattr(plan.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10 * need))
+    monkeypatch.setattr(warnings.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10 * need))
     code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--seeds", "3"))
     assert "GB of checkpoints" not in out
 
@@ -426,7 +433,7 @@ def test_dry_run_warns_when_the_checkpoints_will_not_fit_on_the_disk(
 def test_a_checkpoint_takes_the_bytes_per_parameter_the_disk_check_assumes(
     tiny_teacher: str, tiny_task, tmp_path: Path
 ) -> None:
-    from sweep.plan import CHECKPOINT_BYTES_PER_PARAMETER
+    from sweep.plan.warnings import CHECKPOINT_BYTES_PER_PARAMETER
     from trainables.config import TrialConfig
     from trainables.distill import run_trial
     from trainables.reporting import STATE_FILE, LocalReporter

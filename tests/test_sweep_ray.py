@@ -148,7 +148,7 @@ def assert_search_ranking_names_the_settings_replicated(smoke: Path, best: dict)
     from analysis.aggregate import config_labels
     from analysis.names import CONFIG_PREFIX
     from analysis.rank import rank_study
-    from sweep.study_dir import stored_study
+    from sweep.config.stored import stored_study
 
     metric = stored_study(smoke).search_metric
     with tempfile.TemporaryDirectory() as out:

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from sweep import plan, teacher
-from sweep.checks import check_study, trial_config
-from sweep.config import resolve
-from sweep.stages import write_study_file
-from sweep.teacher import RECORD, STAGE, chosen_repeats, prepare_teacher, teacher_warnings
+from sweep.config.stored import write_study_file
+from sweep.config.study import resolve
+from sweep.config.trial import trial_config
+from sweep.preflight.checks import check_study
+from sweep.stages import teacher
+from sweep.stages.teacher import chosen_repeats, prepare_teacher, teacher_warnings
+from sweep.ui.cli import checked_plan
+from sweep.ui.plan_text import summary
 from trainables import metrics, resident, teacher_cache
 from trainables.distill import prepare, run_trial, trial_constants
 from trainables.teacher import TeacherConfig, finetune_teacher, weights_hash
@@ -109,18 +112,17 @@ def _given(record: dict) -> dict:
 
 def test_the_dry_run_shows_what_the_data_driven_strategies_picked(study, capsys) -> None:
     config, checked, record = study
-    before = plan.summary(config, checked)[3]
+    before = summary(checked_plan(config))[3]
     assert "auto:bi (chosen from data by the teacher stage)" in before
-    folder = config.local_dir / STAGE
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / RECORD).write_text(json.dumps(record))
-    after = plan.summary(config, checked)[3]
-    assert f"auto:bi {record['strategies']['auto:bi']['layers']}" in after
-    listed = plan.planned_trials(config, checked)
+    path = config.layout.teacher_record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    plan = checked_plan(config)
+    assert f"auto:bi {record['strategies']['auto:bi']['layers']}" in summary(plan)[3]
     assert {
-        t["teacher_layers"] == record["strategies"]["auto:drop"]["layers"]
-        for t in listed
-        if t["strategy"] == "auto:drop"
+        t.layers == record["strategies"]["auto:drop"]["layers"]
+        for t in plan.trials
+        if t.strategy == "auto:drop"
     } == {True}
 
 
@@ -144,23 +146,23 @@ def test_a_later_part_reuses_the_record_of_the_teachers_study(
     """Part 2 of a study loads part 1's `<study>/teacher/model`; what part 1's stage measured on the
     same data and students is taken, not computed again, and anything else is computed."""
     _, _, record = study
-    model = tmp_path / "part-1" / STAGE / "model"
+    model = tmp_path / "part-1" / "teacher" / "model"
     shutil.copytree(record["path"], model)
-    (model.parent / RECORD).write_text(json.dumps({**record, "path": str(model.resolve())}))
+    (model.parent / "stage.json").write_text(json.dumps({**record, "path": str(model.resolve())}))
     part = study_config(tmp_path, str(model), tiny_task, name="part-2")
     assert teacher.earlier_record(part, check_study(part)) is None  # part 1 left no study.yaml
     write_study_file(study_config(tmp_path, str(model), tiny_task, name="part-1"))
     monkeypatch.setattr(teacher, "prepare_teacher", lambda *_: pytest.fail("the stage ran again"))
-    shown = plan.summary(part, check_study(part))[3]  # the dry run shows the layers it will take
+    shown = summary(checked_plan(part))[3]  # the dry run shows the layers it will take
     assert f"auto:drop {record['strategies']['auto:drop']['layers']}" in shown
 
     reused = teacher.teacher_stage(part, check_study(part), 1, 0)
-    assert reused["reused_from"] == str(model.parent / RECORD)
+    assert reused["reused_from"] == str(model.parent / "stage.json")
     assert (
         reused["strategies"] == json.loads(json.dumps(record["strategies"]))
         and reused["teacher_hash"] == record["teacher_hash"]
     )
-    assert json.loads((tmp_path / "part-2" / STAGE / RECORD).read_text()) == reused
+    assert json.loads(part.layout.teacher_record.read_text()) == reused
 
     other_rows = study_config(tmp_path, str(model), tiny_task, name="part-3", train_size=200)
     assert teacher.earlier_record(other_rows, check_study(other_rows)) is None

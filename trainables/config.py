@@ -28,9 +28,6 @@ from trainables.settings import (
     check,
 )
 
-# The hyper-parameters a search may vary; the rest of TrialSettings stays fixed.
-SEARCHED = ("temperature", "alpha_ce", "alpha_kd", "alpha_cos", "lr")
-
 
 @dataclass
 class TrialSettings(TrainingSettings):

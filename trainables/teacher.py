@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,8 @@ from trainables.data import DataConfig, TaskData, TaskSpec, load_task_data, task
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
 from trainables.settings import Count, Flag, Index, LearningRate, Text, check
+
+log = logging.getLogger(__name__)
 
 TEACHER_INFO = "teacher.json"
 WEIGHT_FILES = ("*.safetensors", "*.bin")
@@ -200,10 +203,8 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
         )
         history.append({"epoch": epoch + 1, "train_loss": train["loss"], **scores})
         shown = ", ".join(f"{name} {value:.4f}" for name, value in history[-1].items() if name != "epoch")
-        print(
-            f"teacher epoch {epoch + 1}/{config.epochs}: {shown} ({time.perf_counter() - started:.0f} s)",
-            flush=True,
-        )
+        seconds = time.perf_counter() - started
+        log.info(f"teacher epoch {epoch + 1}/{config.epochs}: {shown} ({seconds:.0f} s)")
     info = {
         **history[-1],
         "task": config.data.task,

@@ -9,7 +9,10 @@ import json
 import random
 from pathlib import Path
 
+import torch
 from transformers import BertConfig, BertModel, BertTokenizer
+
+from trainables.data import task_spec
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely", "brilliant", "moving", "funny"]
@@ -43,8 +46,6 @@ LABEL_NOISE = 0.1  # keeps accuracies below 1.0 so strategies can differ
 def write_sentiment_task(directory: str | Path, seed: int = 0, task: str = "sst2") -> dict[str, str]:
     """Write JSON-lines splits in the columns of `task` (default SST-2's: sentence, label, idx);
     return split → path."""
-    from trainables.data import task_spec
-
     spec = task_spec(task)
     rng = random.Random(seed)
     directory = Path(directory)
@@ -82,8 +83,6 @@ def _sentence(rng: random.Random, idx: int) -> dict:
 
 def write_tiny_encoder(directory: str | Path, layers: int = 4, hidden: int = 64, seed: int = 0) -> str:
     """Save a randomly initialised tiny BERT encoder and a word-level tokenizer for the task."""
-    import torch
-
     torch.manual_seed(seed)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

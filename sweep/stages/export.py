@@ -13,17 +13,16 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForSequenceClassification
 
 from trainables import loop, metrics
-from trainables.config import SEARCHED
 from trainables.data import DataConfig, load_split
 from trainables.reporting import load_state
 from trainables.student import build_student
 from trainables.teacher import load_teacher
+from trainables.vocabulary import SEARCHED
 
-BEST_STUDENT = "best_student"
 STUDENT_INFO = "student.json"
-SPEED_JSON = "speed.json"
 
 
 def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: str) -> dict:
@@ -60,8 +59,6 @@ def measure_speed(
     teacher_path: str, student_path: Path, data: DataConfig, batch_size: int, batches: int
 ) -> dict:
     """Examples per second of teacher and student on the same validation batches, and the speed-up."""
-    from transformers import AutoModelForSequenceClassification
-
     teacher, tokenizer, _ = load_teacher(teacher_path, data.task)
     student = AutoModelForSequenceClassification.from_pretrained(student_path).eval()
     device = loop.pick_device("auto")
@@ -114,9 +111,3 @@ def _fastest_pass(
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def write_speed(speed: dict, study_dir: Path) -> Path:
-    path = study_dir / SPEED_JSON
-    path.write_text(json.dumps(speed, indent=2))
-    return path

@@ -1,8 +1,11 @@
 """What a person sees while a study runs: a line as each stage starts, a live progress bar per stage,
 a line per finished trial and, at the end, a compact ranking.
 
-Ray's own log lines go to `<study>/ray.log`, and the libraries' progress bars and load reports inside
-the trial workers are turned off; `--verbose` keeps Ray's and the libraries' console output instead.
+The study's modules say what happens through `logging` (loggers under `sweep`, `trainables` and
+`analysis`); this module alone writes it to the console (`shown_messages`), and it draws the progress
+bars. Ray's own log lines go to `<study>/ray.log`, and the libraries' progress bars and load reports
+inside the trial workers are turned off; `--verbose` keeps Ray's and the libraries' console output
+instead.
 """
 
 from __future__ import annotations
@@ -11,16 +14,24 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import optuna
+import ray
 from ray.tune import Callback
+from ray.util.queue import Queue
 from tqdm import tqdm
 
+from analysis.results import error_line
 from trainables.metrics import EPOCH, TEACHER_LAYERS
+from trainables.vocabulary import ENDED
 
-RAY_LOG = "ray.log"
+# The loggers whose messages are the study's console lines.
+MESSAGE_LOGGERS = ("sweep", "trainables", "analysis")
 # Set in the trial workers so that the libraries keep their progress bars and load reports to
 # themselves (each trial would otherwise print several per start).
 QUIET_WORKERS = {
@@ -32,13 +43,46 @@ QUIET_WORKERS = {
 _RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data")
 
 
-@contextlib.contextmanager
-def quiet(folder: Path) -> Iterator[None]:
-    """While a study runs without --verbose: Ray's log to `<folder>/ray.log`, and its console table
-    off (its legacy reporter at verbosity 0 prints nothing)."""
-    import optuna
+def message_text(record: logging.LogRecord) -> str:
+    """A message as the console shows it: a warning starts with "Warning: "."""
+    prefix = "Warning: " if record.levelno == logging.WARNING else ""
+    return prefix + record.getMessage()
 
-    route_ray_logs(folder)
+
+class _Console(logging.Handler):
+    """Prints each message as a line on stdout; an error with a traceback puts the traceback on
+    stderr (the console keeps its one line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            traceback.print_exception(*record.exc_info, file=sys.stderr)
+        print(message_text(record), file=sys.stdout, flush=True)
+
+
+@contextlib.contextmanager
+def shown_messages() -> Iterator[None]:
+    """While the block runs, the study's messages (INFO and above) are printed to the console."""
+    handler = _Console(logging.INFO)
+    loggers = [logging.getLogger(name) for name in MESSAGE_LOGGERS]
+    previous = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, (level, propagate) in zip(loggers, previous, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+@contextlib.contextmanager
+def quiet(log: Path) -> Iterator[None]:
+    """While a study runs without --verbose: Ray's log to the file `log` (the study's ray.log), and its
+    console table off (its legacy reporter at verbosity 0 prints nothing)."""
+    route_ray_logs(log)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # A local Ray turns token authentication on by default and says so each time it starts.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
@@ -56,11 +100,8 @@ def quiet(folder: Path) -> Iterator[None]:
 
 
 def run_with_output(task, *args):
-    """Run a Ray task and print what it prints, line by line, as it goes: the workers' own output
-    reaches this console only when Ray forwards it all (--verbose)."""
-    import ray
-    from ray.util.queue import Queue
-
+    """Run a Ray task made from `sending_lines` and print its messages and printed lines as they come:
+    the workers' own output reaches this console only when Ray forwards it all (--verbose)."""
     lines = Queue()
     result = task.remote(lines, *args)
     while True:
@@ -85,17 +126,38 @@ class _Lines(io.TextIOBase):
         return len(text)
 
 
-def printing_to(lines, function: Callable, *args):
-    """Call `function` with its printed lines sent to the Ray queue `lines` (in the task's worker)."""
-    with contextlib.redirect_stdout(_Lines(lines.put)):
-        return function(*args)
+class _Sender(logging.Handler):
+    """Sends each message, as the console shows it, to the Ray queue of a driver's `run_with_output`."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.send(message_text(record))
 
 
-def route_ray_logs(folder: Path) -> None:
-    """Ray's log records go to `<folder>/ray.log`; only errors stay on the console. Ray configures its
+def sending_lines(lines: Queue, function: Callable, *args):
+    """Call `function` (in a Ray task's worker) with its messages and printed lines sent to the Ray
+    queue `lines`."""
+    sender = _Sender(lines.put)
+    loggers = [logging.getLogger(name) for name in MESSAGE_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(sender)
+        logger.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(_Lines(lines.put)):
+            return function(*args)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(sender)
+
+
+def route_ray_logs(log: Path) -> None:
+    """Ray's log records go to the file `log`; only errors stay on the console. Ray configures its
     loggers again as it starts, so this is applied before and after `ray.init`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = str((folder / RAY_LOG).resolve())
+    log.parent.mkdir(parents=True, exist_ok=True)
+    path = str(log.resolve())
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in _RAY_LOGGERS:
@@ -136,7 +198,7 @@ class Progress(Callback):
         """A continued experiment starts with the trials that ended before it was interrupted."""
         if self.bar is not None and not self.counted:
             self.counted = True
-            self.bar.update(sum(trial.status in ("TERMINATED", "ERROR") for trial in trials))
+            self.bar.update(sum(trial.status in ENDED for trial in trials))
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.running.add(trial.trial_id)
@@ -147,8 +209,6 @@ class Progress(Callback):
         self._end(trial, self._result_text(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        from analysis.results import error_line
-
         self.failed += 1
         self._end(trial, f"FAILED: {error_line(trial)}")
 

@@ -1,59 +1,31 @@
-"""The study folder: one run at a time, never overwritten, resumed only with its own settings.
-
-A run holds an exclusive lock on `<study>/.lock` for as long as it runs (the operating system drops
-it when the process ends, however it ends), so two runs started with the same name cannot both
-claim the folder.
-"""
+"""A study folder's own settings: read back from its study.yaml, so that a resumed study runs with
+the settings it started with, and a new study never overwrites an old one."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-from sweep.config import STUDY_FILE, StudyConfig, from_dict
+from sweep.config.study import StudyConfig, from_dict
 from trainables.errors import ConfigError
+from trainables.vocabulary import StudyLayout
 
-LOCK_FILE = ".lock"
 # Settings that may change when a study is resumed; any other explicit setting must match study.yaml.
 RESUMABLE = ("name", "storage_path", "resources", "max_failures")
 
 
-@contextmanager
-def claimed(folder: Path) -> Iterator[None]:
-    """Hold the study folder's lock while the block runs; refuse if another run holds it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = (folder / LOCK_FILE).open("a+")
-    except OSError as error:
-        raise ConfigError(
-            f"Cannot write the study folder {folder}: {error}. Choose another --storage-path."
-        ) from None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            raise ConfigError(
-                f"{folder} is in use by another run of this study ({owner}). Wait for it to end, or give "
-                f"this one another --name."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+def write_study_file(config: StudyConfig) -> Path:
+    """The resolved settings, as the study's study.yaml."""
+    path = config.layout.study_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return path
 
 
 def refuse_existing(config: StudyConfig) -> None:
-    if (config.local_dir / STUDY_FILE).is_file():
+    """A new study may not start in a folder that holds one."""
+    if config.layout.study_file.is_file():
         raise ConfigError(
             f"{config.local_dir} already holds a study. Pass --resume to continue it, --name to start "
             f"another beside it, or delete the folder."
@@ -62,11 +34,11 @@ def refuse_existing(config: StudyConfig) -> None:
 
 def stored_study(folder: Path) -> StudyConfig:
     """The settings a study was started with, from its study.yaml."""
-    path = folder / STUDY_FILE
+    path = folder / StudyLayout.STUDY_FILE
     if not path.is_file():
         raise ConfigError(
-            f"Cannot resume: {folder} holds no study (no {STUDY_FILE}). Pass the folder of a study "
-            f"started earlier (<storage>/<name>), or the same --name/--storage-path as that run."
+            f"Cannot resume: {folder} holds no study (no {StudyLayout.STUDY_FILE}). Pass the folder of a "
+            f"study started earlier (<storage>/<name>), or the same --name/--storage-path as that run."
         )
     try:
         values = yaml.safe_load(path.read_text())

@@ -1,4 +1,4 @@
-"""The built-in studies: each is what it changes from the defaults (see `sweep.config`).
+"""The built-in studies: each is what it changes from the defaults (see `sweep.config.study`).
 
 A YAML config and flags are merged on top of a preset. `configs/<preset>.yaml` writes each preset
 out in full as an editable example.
@@ -8,14 +8,14 @@ from copy import deepcopy
 
 from trainables.errors import ConfigError
 
-# The original study, done right: a bert-base-uncased teacher fine-tuned on all of MNLI, 6-layer
-# students trained on 1000 examples, compared over as many seeds as it takes to decide a tie.
+# The study this tool replaces, done right: a bert-base-uncased teacher fine-tuned on all of MNLI,
+# 6-layer students trained on 1000 examples, compared over as many seeds as it takes to decide a tie.
 #
 # Test set: the hub's GLUE test splits are unlabelled (every label is -1), so the 50 test examples
 # are drawn from validation_matched instead. They are labelled and disjoint from the 50
-# validation_mismatched examples used to pick hyper-parameters (a different split of MNLI), but
-# they come from the matched genres rather than the mismatched ones.
-SEED: dict = {
+# validation_mismatched examples that rank the strategies (a different split of MNLI), but they come
+# from the matched genres rather than the mismatched ones.
+ORIGINAL: dict = {
     "data": {
         "test": "validation_matched",
         "train_size": 1000,
@@ -25,7 +25,7 @@ SEED: dict = {
     "teacher": {"base": "bert-base-uncased", "lr": 2.0e-5},
 }
 
-# Full MNLI: every training example; validation_mismatched selects, validation_matched tests
+# Full MNLI: every training example; validation_mismatched ranks, validation_matched tests
 # (the hub's test splits are unlabelled). Sized for a GPU cluster.
 MNLI: dict = {
     "strategies": ["bottom", "top", "odd", "even", "distilbert"],
@@ -54,7 +54,8 @@ SMOKE: dict = {
     "export": {"speed_batch_size": 32, "speed_batches": 8},
 }
 
-PRESETS: dict[str, dict] = {"seed": SEED, "mnli": MNLI, "smoke": SMOKE}
+PRESETS: dict[str, dict] = {"original": ORIGINAL, "mnli": MNLI, "smoke": SMOKE}
+DEFAULT_PRESET = "original"
 
 
 def preset(name: str) -> dict:
@@ -62,16 +63,3 @@ def preset(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"Unknown preset {name!r}. Choose one of: {', '.join(PRESETS)}.")
     return {"preset": name, **deepcopy(PRESETS[name])}
-
-
-def merge(base: dict, override: dict) -> dict:
-    """`override` on top of `base`; nested mappings merge key by key, anything else replaces.
-
-    `extra_validation` is replaced whole: it names a set of validation sets, not settings."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "extra_validation":
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -8,35 +8,19 @@ whether a value was searched or fixed.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
+from ray.tune.experiment import Trial
 from ray.tune.logger import TBXLoggerCallback
+from tensorboardX.summary import hparams
 
-if TYPE_CHECKING:
-    from ray.tune.experiment import Trial
+from trainables.vocabulary import SEARCHED, slug
 
-HPARAMS = (
-    "strategy",
-    "setting",
-    "temperature",
-    "alpha_ce",
-    "alpha_kd",
-    "alpha_cos",
-    "lr",
-    "seed",
-    "student_layers",
-    "epochs",
-    "batch_size",
-)
+HPARAMS = ("strategy", "setting", *SEARCHED, "seed", "student_layers", "epochs", "batch_size")
 
 
 class StudyTBXLogger(TBXLoggerCallback):
     """TBXLoggerCallback whose HParams are the trial's study settings, not only the sampled ones."""
 
     def _try_log_hparams(self, trial: Trial, result: dict) -> None:
-        from tensorboardX.summary import hparams
-
         params = {key: trial.config[key] for key in HPARAMS if key in trial.config}
         params = {key: value for key, value in params.items() if isinstance(value, (str, bool, int, float))}
         experiment, start, end = hparams(hparam_dict=params, metric_dict=result)
@@ -48,5 +32,4 @@ class StudyTBXLogger(TBXLoggerCallback):
 def trial_dirname(trial: Trial) -> str:
     """Trial folders (and TensorBoard run names) that say what the trial is: id_strategy_seed."""
     config = trial.config
-    strategy = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(config.get("strategy", "trial")))
-    return f"{trial.trial_id}_{strategy}_seed{config.get('seed', 0)}"
+    return f"{trial.trial_id}_{slug(str(config.get('strategy', 'trial')))}_seed{config.get('seed', 0)}"

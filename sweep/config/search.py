@@ -1,8 +1,4 @@
-"""The sections of a study's settings besides a trial's, the data's and the teacher's fine-tuning:
-the teacher stage, the search, the replicate stage, resources, the exported student's speed check,
-the smoke study's tiny world and injected faults. Each setting is defined once, with its type,
-default and check (see `trainables.settings`).
-"""
+"""The search section: the searched ranges, the sampler and ASHA early stopping."""
 
 from __future__ import annotations
 
@@ -12,10 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from trainables.config import SEARCHED, TrialSettings
+from trainables.config import TrialSettings
 from trainables.errors import ConfigError
-from trainables.settings import Count, Flag, Index, NonNegative, Number, Positive, Text, Whole, settings
-from trainables.teacher import TeacherSettings
+from trainables.settings import Count, Flag, Index, Number, Whole, settings
+from trainables.vocabulary import SEARCHED
 
 
 def _range_mapping(bounds: Any) -> Any:
@@ -40,6 +36,10 @@ class Range:
     def fixed(self) -> bool:
         return self.min == self.max
 
+    def clip(self, value: float) -> float:
+        """`value` moved into the range."""
+        return min(max(value, self.min), self.max)
+
 
 SearchRange = Annotated[Range, BeforeValidator(_range_mapping)]
 
@@ -54,21 +54,10 @@ def _default_space() -> dict[str, Range]:
     }
 
 
-@dataclass
-class TeacherStage(TeacherSettings):
-    # auto: load `base` as is when it already classifies the task, else fine-tune it.
-    finetune: Flag | Literal["auto"] = "auto"
-    # Subsets of the study's train and validation sources for fine-tuning the teacher; null = all rows.
-    train_size: Count | None = None
-    validation_size: Count | None = None
-    # Training rows that data-driven strategies (auto:...) score the teacher's layers on.
-    calibration_size: Count = 256
-
-
 @settings
 @dataclass
 class SearchSpec:
-    # per_strategy: each strategy gets its own TPE search of num_samples trials (a fair contest);
+    # per_strategy: each strategy gets its own search of num_samples trials (a fair contest);
     # joint: one search of num_samples trials samples the strategy like a hyper-parameter.
     mode: Literal["per_strategy", "joint"] = "per_strategy"
     num_samples: Count = 8
@@ -85,54 +74,15 @@ class SearchSpec:
         """The epoch at which ASHA first compares trials (never after the last epoch)."""
         return min(self.grace_period or math.ceil(epochs / 2), epochs)
 
+    @property
+    def sampled(self) -> dict[str, Range]:
+        """The ranges a search samples (a range of one value is a fixed setting)."""
+        return {name: bounds for name, bounds in self.space.items() if not bounds.fixed}
 
-@settings
-@dataclass
-class ReplicateSpec:
-    # A count N (seeds 0..N-1), a list of seeds, or null: the fewest seeds that can decide a tie.
-    seeds: Count | list[Index] | None = None
-    # After a search, also replicate every strategy at the fixed settings: a second ranking beside
-    # the tuned one. A strategy whose best search setting is the fixed one runs it twice, with equal
-    # results (a trial is deterministic given its settings and seed).
-    fixed: Flag = True
-
-
-@settings
-@dataclass
-class Resources:
-    address: Text | None = None
-    cpus: Count | None = None
-    gpus: NonNegative | None = None
-    cpus_per_trial: Positive = 1.0
-    gpus_per_trial: NonNegative | None = None  # null: 1 when the cluster has GPUs, else 0
-    max_concurrent_trials: Count | None = None
-
-
-@settings
-@dataclass
-class ExportSpec:
-    speed_batch_size: Count = 32
-    speed_batches: Count = 20
-
-
-@settings
-@dataclass
-class TinySpec:
-    """The smoke study's generated encoder (keyword arguments of trainables.tiny.write_tiny_encoder)."""
-
-    layers: Annotated[Whole, Field(ge=2, le=24)] = 4
-    hidden: Annotated[Whole, Field(ge=8, le=1024, multiple_of=2)] = 64
-    seed: Index = 0
-
-
-@settings
-@dataclass
-class FaultSpec:
-    """An injected fault for recovery tests, applied to the matching replicate-stage trials."""
-
-    fault: Text
-    strategy: Text | None = None
-    seed: Index | None = None
+    @property
+    def pinned(self) -> dict[str, float]:
+        """The hyper-parameters the space fixes to one value."""
+        return {name: bounds.min for name, bounds in self.space.items() if bounds.fixed}
 
 
 def check_space(space: dict[str, Range], trial: TrialSettings) -> None:

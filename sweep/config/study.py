@@ -1,10 +1,11 @@
-"""A study's settings: defaults < preset < YAML < flags, merged into typed dataclasses and checked.
+"""A study's settings as one typed dataclass, and how it is built: the defaults, then a preset, then a
+YAML file, then flags.
 
-Each setting is defined once, with its type, default and check: a trial's in `trainables.config`,
-the data's in `trainables.data`, the teacher's fine-tuning in `trainables.teacher`, and the study's
-own here. The checks that need no files run in `StudyConfig.check`; those that need the teacher's
-config or the data files run in `sweep.checks`. Every bad input raises `ConfigError`, which the
-command line turns into exit status 2 before Ray starts.
+Each setting is defined once, with its type, default and check: a trial's in `trainables.config`, the
+data's in `trainables.data`, the teacher's fine-tuning in `trainables.teacher`, each study section's in
+its module here, and the study's own below. The checks that need no files run in `StudyConfig.check`;
+those that need the teacher's config or the data run in `sweep.preflight`. Every bad input raises
+`ConfigError`, which the command line turns into exit status 2 before Ray starts.
 """
 
 from __future__ import annotations
@@ -18,41 +19,39 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field
 
-from sweep.presets import merge, preset
-from sweep.sections import (
-    ExportSpec,
-    FaultSpec,
-    ReplicateSpec,
-    Resources,
-    SearchSpec,
-    TeacherStage,
-    TinySpec,
-    check_space,
-)
-from trainables.config import TrialSettings
+from analysis.power import blocks_needed
+from sweep.config.presets import DEFAULT_PRESET, preset
+from sweep.config.replicate import ReplicateSpec
+from sweep.config.resources import Resources, check_resources
+from sweep.config.search import SearchSpec, check_space
+from sweep.config.smoke import FaultSpec, TinySpec
+from sweep.config.teacher import TeacherStage
+from trainables.config import TrialConfig, TrialSettings
 from trainables.data import DataConfig, is_file_source, task_spec
 from trainables.errors import ConfigError
 from trainables.metrics import EVAL, SELECTION, scored
-from trainables.settings import (
-    Count,
-    Text,
-    Whole,
-    build,
-    settings,
-)
+from trainables.settings import Count, Text, Whole, build, settings
+from trainables.vocabulary import TRIAL_STAGES, StudyLayout
 
-STAGES = ("search", "replicate")
-STUDY_FILE = "study.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @settings
 @dataclass
+class ExportSpec:
+    """How the best student's inference speed is measured against the teacher's."""
+
+    speed_batch_size: Count = 32
+    speed_batches: Count = 20
+
+
+@settings
+@dataclass
 class StudyConfig:
-    preset: Text = "seed"
+    preset: Text = DEFAULT_PRESET
     name: Text | None = None  # default: the preset's name
     storage_path: Text = "runs"
-    stages: list[Literal["search", "replicate"]] = field(default_factory=lambda: list(STAGES))
+    stages: list[Literal["search", "replicate"]] = field(default_factory=lambda: list(TRIAL_STAGES))
     strategies: list[Text] = field(default_factory=lambda: ["bottom", "top", "odd", "even"])
     metric: Text | None = None  # default: the task's main metric on the validation set
     max_failures: Annotated[Whole, Field(ge=-1)] = 1
@@ -86,11 +85,14 @@ class StudyConfig:
         return Path(self.study_dir)
 
     @property
+    def layout(self) -> StudyLayout:
+        """Every path of the study folder."""
+        return StudyLayout(self.local_dir, self.study_dir)
+
+    @property
     def seeds(self) -> list[int]:
         """The replicate stage's seeds; by default the fewest that can decide a tie (see
-        analysis.stats.blocks_needed), at least 5."""
-        from analysis.stats import blocks_needed
-
+        analysis.power.blocks_needed), at least 5."""
         seeds = self.replicate.seeds
         if seeds is None:
             seeds = max(5, blocks_needed(len(self.strategies))) if len(self.strategies) > 1 else 5
@@ -138,14 +140,7 @@ class StudyConfig:
                 f"strategies; the joint search tries every strategy at least once, so num_samples must "
                 f"be at least {len(self.strategies)}."
             )
-        from sweep.cluster import check_resources
-
         check_resources(self.resources)
-        self._check_faults()
-
-    def _check_faults(self) -> None:
-        from trainables.config import TrialConfig
-
         for fault in self.faults:
             TrialConfig(teacher="x", fault=fault.fault).fault_step("crash")
 
@@ -176,11 +171,24 @@ def defaults() -> dict:
     return dataclasses.asdict(StudyConfig())
 
 
+def merge(base: dict, override: dict) -> dict:
+    """`override` on top of `base`; nested mappings merge key by key, anything else replaces.
+
+    `extra_validation` is replaced whole: it names a set of validation sets, not settings."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "extra_validation":
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def resolve(yaml_values: dict | None = None, flags: dict | None = None) -> StudyConfig:
-    """The study's settings: the defaults, the preset named by flags or YAML (default `seed`), then
-    YAML, then flags."""
+    """The study's settings: the defaults, the preset named by flags or YAML (default
+    `DEFAULT_PRESET`), then YAML, then flags."""
     yaml_values, flags = dict(yaml_values or {}), dict(flags or {})
-    name = flags.get("preset") or yaml_values.get("preset") or "seed"
+    name = flags.get("preset") or yaml_values.get("preset") or DEFAULT_PRESET
     values = merge(merge(merge(defaults(), preset(name)), yaml_values), flags)
     values["preset"] = name
     return from_dict(values)

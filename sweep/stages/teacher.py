@@ -3,67 +3,80 @@
 It fine-tunes (or loads) the teacher, then on the students' data: scores it, hashes its weights,
 chooses the layers of the data-driven strategies, scores each copied student before training, and
 caches the teacher's outputs on the students' training rows. It runs as one Ray task, so on a
-cluster it gets a GPU like a trial would, and its progress streams to the driver's console. The
-record, `<study>/teacher/stage.json`, is what trials and the dry run read; a resumed study reuses it,
+cluster it gets a GPU like a trial would, and its messages stream to the driver's console. The record,
+the study layout's `teacher_record`, is what trials and the dry run read; a resumed study reuses it,
 and so does a later part of a study that loads an earlier part's teacher (see `earlier_record`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from sweep.checks import Checked, teacher_config, trial_config
-from sweep.config import StudyConfig
+import ray
 
-STAGE = "teacher"
-RECORD = "stage.json"
-MODEL_DIR = "model"
+from sweep.config.stored import stored_study
+from sweep.config.study import StudyConfig
+from sweep.config.trial import teacher_config, trial_config
+from sweep.plan.warnings import same_layer_warnings
+from sweep.preflight.checks import Preflight
+from sweep.ui.console import run_with_output, sending_lines
+from trainables import loop
+from trainables.distill import initial_scores, prepare
+from trainables.errors import ConfigError
+from trainables.layer_choice import calibration_rows, choose_layers
+from trainables.layers import is_data_driven
+from trainables.resident import resident
+from trainables.teacher import finetune_teacher, label_order_note, majority_accuracy, weights_hash
+from trainables.vocabulary import StudyLayout
 
-
-def record_path(config: StudyConfig) -> Path:
-    return config.local_dir / STAGE / RECORD
+log = logging.getLogger(__name__)
 
 
 def read_record(config: StudyConfig) -> dict | None:
-    path = record_path(config)
+    """This study's teacher record, if its teacher stage has run."""
+    path = config.layout.teacher_record
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def teacher_stage(config: StudyConfig, checked: Checked, cpus: float, gpus: float) -> dict:
+def known_record(config: StudyConfig, preflight: Preflight) -> dict | None:
+    """The record a plan can show before the study runs: this study's own, else the one it will take
+    from the study that made its teacher."""
+    return read_record(config) or earlier_record(config, preflight, quiet=True)
+
+
+def teacher_stage(config: StudyConfig, preflight: Preflight, cpus: float, gpus: float) -> dict:
     """The study's teacher record: computed once, then read back."""
     info = read_record(config)
     if info is not None:
-        print(f"Teacher stage: reusing {info['path']} ({_main(info)}).")
+        log.info(f"Teacher stage: reusing {info['path']} ({_main(info)}).")
         return info
-    info = earlier_record(config, checked)
+    info = earlier_record(config, preflight)
     if info is not None:
         _write_record(config, info)
-        print(f"Teacher stage: reusing the record of {info['reused_from']} ({_main(info)}).", flush=True)
+        log.info(f"Teacher stage: reusing the record of {info['reused_from']} ({_main(info)}).")
         return info
-    import ray
-
-    action = "Fine-tuning" if checked.finetune else "Loading and scoring"
-    print(f"Teacher stage: {action} {config.teacher.base} on {config.data.task} ...", flush=True)
+    action = "Fine-tuning" if preflight.finetune else "Loading and scoring"
+    log.info(f"Teacher stage: {action} {config.teacher.base} on {config.data.task} ...")
     started = time.perf_counter()
-    from sweep.console import printing_to, run_with_output
-
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(printing_to)
-    out_dir = str(config.local_dir / STAGE / MODEL_DIR)
-    info = run_with_output(task, prepare_teacher, config, checked.finetune, out_dir, checked.layers)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(sending_lines)
+    out_dir = str(config.layout.teacher_model)
+    info = run_with_output(task, prepare_teacher, config, preflight.finetune, out_dir, preflight.layers)
     info["seconds"] = round(time.perf_counter() - started, 1)
     _write_record(config, info)
-    print(f"Teacher stage: {info['path']} ({_main(info)}); {info['seconds']} s.", flush=True)
+    log.info(f"Teacher stage: {info['path']} ({_main(info)}); {info['seconds']} s.")
     for warning in teacher_warnings(info):
-        print(f"Warning: {warning}", flush=True)
+        log.warning(warning)
     return info
 
 
 def _write_record(config: StudyConfig, info: dict) -> None:
-    record_path(config).parent.mkdir(parents=True, exist_ok=True)
-    record_path(config).write_text(json.dumps(info, indent=2))
+    path = config.layout.teacher_record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=2))
 
 
 def stage_inputs(config: StudyConfig) -> dict:
@@ -78,19 +91,15 @@ def stage_inputs(config: StudyConfig) -> dict:
     }
 
 
-def earlier_record(config: StudyConfig, checked: Checked, quiet: bool = False) -> dict | None:
+def earlier_record(config: StudyConfig, preflight: Preflight, quiet: bool = False) -> dict | None:
     """The record of the study that fine-tuned this teacher, when this study loads its
     `<study>/teacher/model` and would compute the same: same weights (hash), same `stage_inputs`
     (from that study's study.yaml), and every strategy of this study recorded there. A study run in
     parts by seeds then shares one teacher stage, data-driven choices included. Unless `quiet`, says
     why a record beside the teacher is not taken."""
-    from sweep.study_dir import stored_study
-    from trainables.errors import ConfigError
-    from trainables.teacher import weights_hash
-
     base = Path(config.teacher.base).expanduser()
-    path = base.parent / RECORD
-    if checked.finetune or base.name != MODEL_DIR or not path.is_file():
+    path = base.parent / StudyLayout.TEACHER_RECORD
+    if preflight.finetune or base.name != StudyLayout.TEACHER_MODEL or not path.is_file():
         return None
     record = json.loads(path.read_text())
     try:
@@ -105,7 +114,7 @@ def earlier_record(config: StudyConfig, checked: Checked, quiet: bool = False) -
     )
     if not same:
         if not quiet:
-            print(f"Teacher stage: {path} was made for other data, students or weights; not reused.")
+            log.info(f"Teacher stage: {path} was made for other data, students or weights; not reused.")
         return None
     strategies = {s: record["strategies"][s] for s in config.strategies}
     return {**record, "strategies": strategies, "reused_from": str(path.resolve())}
@@ -129,9 +138,6 @@ def teacher_warnings(info: dict) -> list[str]:
 def chosen_repeats(strategies: dict[str, dict]) -> list[str]:
     """The dry run warns about strategies that copy the same layers; a data-driven one's layers are
     known only now, so the same warning is given here for the groups that hold one."""
-    from sweep.plan import same_layer_warnings
-    from trainables.layers import is_data_driven
-
     layers = {strategy: record["layers"] for strategy, record in strategies.items()}
     return same_layer_warnings(layers, among={s for s in strategies if is_data_driven(s)})
 
@@ -139,10 +145,6 @@ def chosen_repeats(strategies: dict[str, dict]) -> list[str]:
 def prepare_teacher(config: StudyConfig, finetune: bool, out_dir: str, layers: dict) -> dict:
     """Runs in a Ray worker: fine-tune the base into `out_dir` (or take it as it is), then everything
     the trials need from the teacher (see the module's docstring)."""
-    from trainables import loop
-    from trainables.resident import resident
-    from trainables.teacher import finetune_teacher, label_order_note, majority_accuracy
-
     path, history = config.teacher.base, []
     if finetune:
         history = finetune_teacher(teacher_config(config, path), out_dir)["history"]
@@ -171,25 +173,17 @@ def prepare_teacher(config: StudyConfig, finetune: bool, out_dir: str, layers: d
 def _strategy(config: StudyConfig, kept, strategy: str, layers: list[int] | None) -> dict:
     """A strategy's teacher layers (chosen from data for auto:...) and its untrained student's
     scores (none for scratch, whose initial student depends on the seed)."""
-    from trainables import loop
-    from trainables.distill import initial_scores, prepare
-    from trainables.layer_choice import calibration_rows, choose_layers
-
     record: dict = {}
     if layers is None:
         rows = calibration_rows(kept.data.train, config.teacher.calibration_size, config.data.data_seed)
-        print(
-            f"Teacher stage: choosing the layers of {strategy} on {len(rows)} training rows ...", flush=True
-        )
+        log.info(f"Teacher stage: choosing the layers of {strategy} on {len(rows)} training rows ...")
         dtype = loop.autocast_dtype(config.trial.precision, kept.device)
         choice = choose_layers(
             strategy, kept.teacher, rows, kept.tokenizer, config.trial.student_layers, kept.task, dtype
         )
         layers = choice.layers
         record = {"scores": choice.scores, "steps": choice.steps, "seconds": round(choice.seconds, 2)}
-        print(
-            f"Teacher stage: {strategy} keeps teacher layers {layers} ({choice.seconds:.1f} s).", flush=True
-        )
+        log.info(f"Teacher stage: {strategy} keeps teacher layers {layers} ({choice.seconds:.1f} s).")
     init = {}
     if layers:
         settings = trial_config(config, kept.path, strategy, teacher_layers=layers, teacher_cache=False)

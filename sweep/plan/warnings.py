@@ -1,0 +1,148 @@
+"""What a user should know before a study starts: evaluation sets too small to separate strategies,
+strategies that build the same student, too few seeds to decide, checkpoints that will not fit, a
+test set drawn from a validation split, and a tuned ranking that reuses its selection rows."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from analysis.power import blocks_needed
+from analysis.stats import examples_for, interval_half_width
+from sweep.config.study import StudyConfig
+from sweep.preflight.checks import Preflight
+from trainables.data import is_file_source
+from trainables.vocabulary import Stage
+
+# Warn when a 95% interval on an evaluation set's accuracy is wider than this on each side.
+SMALL_EVAL_HALF_WIDTH = 0.05
+HUB_LABELLED_NOTE = (
+    "the hub's GLUE test splits are unlabelled, so the test set is drawn from another labelled split"
+)
+# A trial's checkpoint holds the student's fp32 weights and Adam's two moments (measured: 803,684,385
+# bytes for 66,961,539 parameters).
+CHECKPOINT_BYTES_PER_PARAMETER = 12
+
+
+def study_warnings(
+    config: StudyConfig, layers: dict[str, list[int] | None], trials: int, checkpoints: int
+) -> list[str]:
+    """Every warning of a study of `trials` planned trials whose kept checkpoints take `checkpoints`
+    bytes."""
+    return (
+        eval_set_warnings(config)
+        + same_layer_warnings(layers)
+        + seed_count_warnings(config)
+        + disk_warnings(config, trials, checkpoints)
+    )
+
+
+def study_notes(config: StudyConfig) -> list[str]:
+    """Explain a test set drawn from a validation split (the hub's test splits have no labels), and
+    a tuned ranking that reuses the rows its search selected on."""
+    data, notes = config.data, []
+    test, validation = data.test, data.validation
+    if test and not is_file_source(test) and test.startswith("validation"):
+        disjoint = "a different split than" if test != validation else "THE SAME split as"
+        notes.append(
+            f"test examples come from {test}: {HUB_LABELLED_NOTE}; it is {disjoint} the validation "
+            f"set ({validation}), which ranks the strategies."
+        )
+    if Stage.SEARCH in config.stages and data.selection is None:
+        notes.append(
+            "no data.selection: the search selects on the validation rows, so the tuned ranking reuses "
+            "its selection rows."
+        )
+    return notes
+
+
+def checkpoint_bytes(config: StudyConfig, preflight: Preflight, trials: int) -> int:
+    """The disk the kept checkpoints of `trials` trials take."""
+    return trials * config.keep_checkpoints * preflight.student_params * CHECKPOINT_BYTES_PER_PARAMETER
+
+
+def disk_warnings(config: StudyConfig, trials: int, need: int) -> list[str]:
+    """Whether `need` bytes of the checkpoints of `trials` trials fit in the free space of the study's
+    storage path: a full disk fails every trial that is running when it fills."""
+    folder = Path(config.study_dir).expanduser().absolute()
+    while not folder.exists():  # the study folder (and maybe its storage path) is made later
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if need <= free:
+        return []
+    return [
+        f"the {trials} trials keep about {need / 1e9:.1f} GB of checkpoints in {config.study_dir}, "
+        f"but {free / 1e9:.1f} GB are free there; trials fail when the disk fills. Free space, or "
+        "choose another --storage-path."
+    ]
+
+
+def seed_count_warnings(config: StudyConfig) -> list[str]:
+    """Warn when the replicate stage has too few seeds for any strategy to test as worse."""
+    strategies, seeds = len(config.strategies), len(config.seeds)
+    if Stage.REPLICATE not in config.stages or strategies < 2:
+        return []
+    needed = blocks_needed(strategies)
+    if seeds >= needed:
+        return []
+    return [
+        f"{seeds} seeds cannot show any of {strategies} strategies worse than the best (Holm-corrected "
+        f"Wilcoxon); {needed} can (--seeds {needed})."
+    ]
+
+
+def same_layer_warnings(layers: dict[str, list[int] | None], among: set[str] | None = None) -> list[str]:
+    """Strategies that copy the same teacher layers build the same student: their trials repeat.
+    With `among`, only the groups that hold one of those strategies."""
+    by_layers: dict[tuple[int, ...], list[str]] = {}
+    for strategy, chosen in layers.items():
+        if chosen:
+            by_layers.setdefault(tuple(chosen), []).append(strategy)
+    return [
+        f"strategies {' and '.join(names)} all copy teacher layers {list(chosen)}: they build the same "
+        f"student, so their trials repeat each other. Keep one of them."
+        for chosen, names in by_layers.items()
+        if len(names) > 1 and (among is None or among & set(names))
+    ]
+
+
+def eval_set_warnings(config: StudyConfig) -> list[str]:
+    """Warn about evaluation sets whose 95% interval is too wide to separate strategies."""
+    data = config.data
+    sets = {"validation": (data.validation, data.validation_size)}
+    sets |= {f"extra validation {k}": (v, data.validation_size) for k, v in data.extra_validation.items()}
+    if data.test:
+        sets["test"] = (data.test, data.test_size)
+    small: dict[int, list[str]] = {}  # sets of the same size share one warning
+    for name, (source, size) in sets.items():
+        n = _rows(source, size)
+        if n is not None and interval_half_width(n) > SMALL_EVAL_HALF_WIDTH:
+            small.setdefault(n, []).append(name)
+    return [
+        f"{' and '.join(names)}: {n} examples{' each' if len(names) > 1 else ''}, a 95% interval of "
+        f"±{interval_half_width(n):.2f} on accuracy; ±{SMALL_EVAL_HALF_WIDTH} needs about "
+        f"{examples_for(SMALL_EVAL_HALF_WIDTH)}."
+        for n, names in small.items()
+    ]
+
+
+def _rows(source: str | None, size: int | None) -> int | None:
+    """How many examples an evaluation set has: its size, capped by a local file's row count."""
+    if not source:
+        return None
+    available = _file_rows(source) if is_file_source(source) else None
+    if size is None:
+        return available
+    return size if available is None else min(size, available)
+
+
+def _file_rows(path: str) -> int | None:
+    file = Path(path)
+    if not file.is_file():
+        return None
+    lines = [line for line in file.read_text().splitlines() if line.strip()]
+    if file.suffix == ".jsonl":
+        return len(lines)
+    if file.suffix == ".csv":
+        return max(len(lines) - 1, 0)
+    return None

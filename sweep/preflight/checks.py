@@ -1,0 +1,50 @@
+"""Every check of a study before Ray starts, cheapest first, and what they learned (`Preflight`).
+
+They reuse the trainable's own checks (`TrialConfig.validate`, `rule_layers`, `load_rows`), so a
+study is refused for exactly the reasons a trial would fail. The dry run runs the same checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sweep.config.study import StudyConfig
+from sweep.config.trial import teacher_config, trial_config
+from sweep.preflight.address import check_address
+from sweep.preflight.data import check_metric, check_sources
+from sweep.preflight.model import model_config, needs_finetune, parameter_counts, teacher_depth
+from trainables.errors import ConfigError
+from trainables.layers import rule_layers
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the checks learned: the teacher's depth and size, each strategy's layers by its rule (None
+    where the teacher stage chooses them from data), each student's size, and fine-tune or load."""
+
+    teacher_layers: int
+    layers: dict[str, list[int] | None]
+    finetune: bool
+    teacher_params: int
+    student_params: int
+
+
+def check_study(config: StudyConfig) -> Preflight:
+    """Every check, cheapest first; raises ConfigError with a message for the user."""
+    config.check()
+    check_metric(config)
+    if config.resources.address:
+        check_address(config.resources.address)
+    if not config.teacher.base:
+        raise ConfigError("No teacher given: set teacher.base (or --teacher) to a model folder or hub id.")
+    base_config = model_config(config.teacher.base, config.teacher.trust_remote_code)
+    depth = teacher_depth(base_config, config.teacher.base)
+    layers = {s: rule_layers(s, depth, config.trial.student_layers) for s in config.strategies}
+    for strategy in config.strategies:
+        trial_config(config, config.teacher.base, strategy).validate()
+    finetune = needs_finetune(config, base_config)
+    if finetune:
+        teacher_config(config, config.teacher.base).validate()
+    check_sources(config)
+    sizes = parameter_counts(base_config, config.data.task, config.trial.student_layers)
+    return Preflight(depth, layers, finetune, *sizes)

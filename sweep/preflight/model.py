@@ -1,0 +1,66 @@
+"""Checks on the teacher model that need only its config: where it is, its depth, whether it already
+classifies the task, and how many parameters the teacher and a student have."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig
+
+from sweep.config.study import StudyConfig
+from trainables.data import task_spec
+from trainables.errors import ConfigError
+from trainables.hub import is_local, require_hub
+from trainables.teacher import check_head
+
+
+def model_config(name: str, trust_remote_code: bool = False) -> PretrainedConfig:
+    """The model's AutoConfig: local, or from the hub after a fast reachability check."""
+    if not is_local(name):
+        require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
+    elif not Path(name).expanduser().is_dir():
+        kind = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
+        raise ConfigError(f"Model folder {name} {kind}.")
+    try:
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"Cannot read the model config of {name}: {error}") from None
+
+
+def teacher_depth(config: PretrainedConfig, name: str) -> int:
+    """The teacher's number of layers."""
+    depth = getattr(config, "num_hidden_layers", None)
+    if not isinstance(depth, int):
+        raise ConfigError(f"{name} has no num_hidden_layers: it is not a layered encoder.")
+    return depth
+
+
+def parameter_counts(base_config: PretrainedConfig, task: str, student_layers: int) -> tuple[int, int]:
+    """Parameters of the teacher (as a classifier for the task) and of a student: counted on a model
+    built on the meta device, so nothing is allocated or downloaded."""
+
+    def count(layers: int) -> int:
+        sized = copy.deepcopy(base_config)
+        sized.num_hidden_layers, sized.num_labels = layers, task_spec(task).num_labels
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(sized)
+        return sum(p.numel() for p in model.parameters())
+
+    return count(base_config.num_hidden_layers), count(student_layers)
+
+
+def needs_finetune(config: StudyConfig, base_config: PretrainedConfig) -> bool:
+    """Fine-tune unless `base` already classifies the task (or `finetune` says otherwise)."""
+    choice = config.teacher.finetune
+    num_labels = task_spec(config.data.task).num_labels
+    ready = check_head(base_config, config.teacher.base, config.data.task)
+    if choice == "auto":
+        return not ready
+    if choice is False and not ready:
+        raise ConfigError(
+            f"teacher.finetune is false but {config.teacher.base} is not a {num_labels}-way "
+            f"{config.data.task} classifier; let the study fine-tune it (finetune: auto)."
+        )
+    return bool(choice)

@@ -1,0 +1,106 @@
+"""The study plan as a person reads it: a few summary lines with the warnings (also the first lines of
+a run), then one line per planned trial (`--dry-run`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sweep.config.search import Range
+from sweep.plan.plan import FROM_SEARCH, PlannedTrial, StudyPlan
+from trainables.data import is_file_source
+from trainables.vocabulary import SEARCHED, Stage
+
+CHOSEN_LATER = "chosen from data by the teacher stage"
+
+
+def summary(plan: StudyPlan) -> list[str]:
+    """The study in a few lines: teacher, data, strategies, stages, then its notes and warnings."""
+    config, checked = plan.config, plan.preflight
+    data, teacher, trial = config.data, config.teacher, config.trial
+    action = (
+        f"fine-tuned on {data.task} ({teacher.epochs} epochs, lr {teacher.lr:g}, batch {teacher.batch_size}"
+        + (f", {teacher.train_size} training rows)" if teacher.train_size else ")")
+        if checked.finetune
+        else "loaded as is (already a classifier for the task)"
+    )
+    described = ", ".join(
+        f"{s} {plan.layers[s] if plan.layers[s] is not None else f'({CHOSEN_LATER})'}"
+        for s in config.strategies
+    )
+    lines = [
+        f"Study {config.name} (preset {config.preset}) in {config.study_dir}",
+        f"Teacher: {teacher.base} ({checked.teacher_layers} layers, {checked.teacher_params:,} "
+        f"parameters), {action}",
+        _data_line(plan),
+        f"Student: {trial.student_layers} layers, {checked.student_params:,} parameters, from teacher layers "
+        f"{described}",
+        f"Trials: {trial.epochs} epochs, batch size {trial.batch_size}; stages: {', '.join(config.stages)}; "
+        f"ranked by {config.ranked_metric}"
+        + (f", searched by {config.search_metric}" if Stage.SEARCH in config.stages else ""),
+    ]
+    return lines + [f"Note: {note}" for note in plan.notes] + [f"Warning: {w}" for w in plan.warnings]
+
+
+def plan_text(plan: StudyPlan) -> str:
+    """The summary, then one line per planned trial."""
+    lines = summary(plan) + [""]
+    header = ("stage", "#", "strategy", "teacher layers", "seed", *SEARCHED, "hyper-parameters")
+    rows = [header] + [_row(trial) for trial in plan.trials]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _row(trial: PlannedTrial) -> tuple[str, ...]:
+    strategy = trial.strategy or "/".join(trial.choices)
+    layers = _layers_text(trial.layers) if trial.strategy else "-"
+    from_search = trial.source == FROM_SEARCH
+    values = tuple("(search)" if from_search else _value_text(trial.hyperparameters[n]) for n in SEARCHED)
+    stage = trial.stage if trial.stage == Stage.SEARCH else f"{trial.stage} {trial.setting}"
+    return (stage, str(trial.number), strategy, layers, str(trial.seed), *values, trial.source)
+
+
+def _layers_text(layers: list[int] | None) -> str:
+    if layers is None:
+        return "(chosen by the teacher stage)"
+    return ",".join(map(str, layers)) or "none (scratch)"
+
+
+def _value_text(value: float | Range | None) -> str:
+    if isinstance(value, Range):
+        scale = "log " if value.log else ""
+        return f"{scale}[{value.min:g}, {value.max:g}]"
+    return f"{value:g}"
+
+
+def _data_line(plan: StudyPlan) -> str:
+    """The data sources; files that all share one folder are named by that folder once."""
+    data = plan.config.data
+    sources = [s for s in (data.train, data.validation, data.test, data.selection) if s]
+    folders = {Path(s).parent if is_file_source(s) else None for s in sources}
+    common = folders.pop() if len(folders) == 1 else None
+
+    def named(source: str | None, size: int | None) -> str:
+        return _source(Path(source).name if common and source else source, size)
+
+    parts = [
+        f"train {named(data.train, data.train_size)}",
+        f"validation {named(data.validation, data.validation_size)}",
+        f"test {named(data.test, data.test_size)}",
+    ]
+    if data.selection:
+        chosen = (
+            f"{data.selection_size} training rows held out from training"
+            if data.holds_out
+            else named(data.selection, data.selection_size)
+        )
+        parts.append(f"selection {chosen}")
+    return f"Data ({data.task}){f' in {common}' if common else ''}: " + "; ".join(parts)
+
+
+def _source(source: str | None, size: int | None) -> str:
+    """A source, with the size of its subset when only a subset is used."""
+    if not source:
+        return "none"
+    return source if size is None else f"{source} ({size} rows)"

@@ -65,7 +65,8 @@ def undecidable_notes(comparison: pd.DataFrame, block_name: str) -> list[str]:
     short, tied = rest[rest["design_p"] > ALPHA], rest[rest["design_p"] <= ALPHA]
     notes = []
     if len(equal):
-        shared = f" on every {block_name} {_they(equal)} share with it" if (equal["pairs"] > 0).all() else ""
+        each = "the two share" if len(equal) == 1 else "each shares with it"
+        shared = f" on every {block_name} {each}" if (equal["pairs"] > 0).all() else ""
         notes.append(
             f"{listed(equal.index)} {_be(equal)} equal to the best{shared}: the values are equal, so no "
             f"test can tell them apart and no number of such {block_name}s would; {_their(equal)} "

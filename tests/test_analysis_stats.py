@@ -200,7 +200,9 @@ def test_three_way_tie_at_the_top():
     sentence = significance_sentence(ranking)
     assert sentence.startswith("even, odd and top share the best mean; scratch is significantly worse")
     notes = " ".join(ranking.notes)
-    assert "odd and top are equal to the best on every seed they share with it: the values are equal" in notes
+    assert (
+        "odd and top are equal to the best on every seed each shares with it: the values are equal" in notes
+    )
     assert "would make it decidable" not in notes
 
 

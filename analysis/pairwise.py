@@ -29,10 +29,12 @@ WILCOXON = "wilcoxon"
 MANN_WHITNEY = "mannwhitneyu"
 EXACT = "exact"
 NORMAL = "normal approximation"
-# Sign patterns or splits up to which a test enumerates them all (about a second at most).
+# Sign patterns or splits (and Friedman within-block orders) up to which a test enumerates them all;
+# under a second per test.
 EXACT_LIMIT = 2**16
 # The fewest shared blocks on which one exact signed-rank test can give p <= ALPHA (6 at 0.05).
 MIN_PAIRED_BLOCKS = blocks_needed(2)
+# Values, means and differences equal to this many decimals are equal (floating-point noise is no gap).
 TIE_DECIMALS = 12
 
 

@@ -182,3 +182,17 @@ def test_comparisons_pair_the_shared_seeds_and_fall_back_only_where_too_few_are_
     # A single value leaves no test.
     single = compare(best, series({0: 0.5}))
     assert single.test is None and np.isnan(single.p) and np.isnan(single.least_p)
+
+
+def test_sixteen_pairs_with_a_zero_difference_stay_exact_where_scipys_default_turns_approximate():
+    """scipy's default (method "auto") runs the normal approximation for more than 13 differences
+    with a zero or a tie, whose p here is far above the 2/2^15 the exact bound assumes. The test
+    run is exact (2^15 sign patterns), so its p and its least p are 2/2^15."""
+    differences = np.array([0.0] + [0.001 * (i + 1) for i in range(15)])
+    best, other = 0.8 + differences, np.full(16, 0.8)
+    assert stats.wilcoxon(best, other).pvalue > 5 * 2 / 2**15
+
+    result = signed_rank(best, other)
+    assert (result.method, result.zeros) == (EXACT, 1)
+    assert result.p == pytest.approx(2 / 2**15) == pytest.approx(result.least_p)
+    assert result.p == pytest.approx(brute_signed_rank_p(np.round(differences, 12)))

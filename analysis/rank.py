@@ -54,7 +54,7 @@ COLUMNS = [
     "p_vs_best",  # Holm-corrected two-sided p against the best; empty for the best itself
     "p_uncorrected",
     "tied_with_best",  # p_vs_best > 0.05 (True for the best); empty where the test cannot decide
-    "test",  # wilcoxon (paired by seed) or mannwhitneyu (seeds differ)
+    "test",  # wilcoxon (paired over the seeds both have) or mannwhitneyu (too few shared seeds)
     "retention",  # mean / teacher_score, for eval_<metric> only (empty for other metrics)
     "teacher_score",  # teacher_<metric>: the teacher's score on the validation set
     "init_score",  # init_<metric>: mean score of the student before training
@@ -160,11 +160,11 @@ def _full_table(ranking: Ranking, sample: Sample, values: pd.DataFrame, metric: 
 
 def top_strategy(study: Study) -> str | None:
     """The rank-1 strategy: of the tuned-setting ranking when the replicate stage ran two
-    settings, of the best-configuration ranking for the search stage, else of the one ranking;
-    None when nothing was ranked."""
+    settings, of the best-configuration ranking for the search stage, else of the one ranking
+    (the first listed where several share rank 1); None when nothing was ranked."""
     preferred = [r for r in study.ranked if r.sample.aggregation in (TUNED_SETTING, BEST_CONFIG)]
     chosen = (preferred or study.ranked)[:1]
-    return chosen[0].ranking.best if chosen else None
+    return chosen[0].ranking.first if chosen else None
 
 
 def rank_into(

@@ -12,16 +12,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from analysis.power import POWER
-from analysis.stats import ALPHA, MANN_WHITNEY, WILCOXON, Ranking
+from analysis.pairwise import MANN_WHITNEY, WILCOXON
+from analysis.power import ALPHA, POWER, listed
+from analysis.stats import Ranking
 
 if TYPE_CHECKING:
     from analysis.rank import Study
 
-_TEST_NAMES = {
-    WILCOXON: "Holm-corrected Wilcoxon signed-rank tests",
-    MANN_WHITNEY: "Holm-corrected Mann-Whitney U tests",
-}
+_TEST_NAMES = {WILCOXON: "Wilcoxon signed-rank", MANN_WHITNEY: "Mann-Whitney U"}
 _COLUMNS = {
     "rank": "rank",
     "strategy": "strategy",
@@ -56,8 +54,15 @@ class Section:
 def significance_sentence(ranking: Ranking) -> str:
     """E.g. "bottom is best; top and odd are not significantly worse (p > 0.05); scratch is
     significantly worse (p <= 0.05) (Holm-corrected Wilcoxon signed-rank tests against bottom).
-    Across all strategies, the Friedman test gives p = 0.001."
+    Across all strategies, the Friedman test gives p = 0.001: the strategies differ."
+    Strategies that share the best mean are named together; when every strategy does, they all tie.
     """
+    if ranking.all_tie:
+        mean = ranking.table["mean"].iloc[0]
+        return (
+            f"All strategies tie: each has the same mean ({mean:.4g}), so there is no best to test the "
+            f"others against.{_friedman_clause(ranking)}"
+        )
     best = ranking.best
     if best is None:
         return "No strategy has a usable value, so nothing is ranked."
@@ -65,50 +70,87 @@ def significance_sentence(ranking: Ranking) -> str:
 
 
 def _against_best(ranking: Ranking, best: str) -> str:
-    others = ranking.table[(ranking.table["strategy"] != best) & (ranking.table["n"] > 0)]
+    table = ranking.table
+    others = table[(table["strategy"] != best) & (table["n"] > 0)]
+    leaders = table.loc[table["rank"].eq(1).fillna(False), "strategy"].tolist()
+    head = f"{best} has the best mean" if len(leaders) == 1 else f"{listed(leaders)} share the best mean"
     tested = others[others["p_vs_best"].notna()]
     if tested.empty:
-        return f"{best} has the best mean; whether it is significantly better is undefined here."
+        subject = "it is" if len(leaders) == 1 else "they are"
+        return f"{head}; whether {subject} significantly better is undefined here."
     if ranking.smallest_p > ALPHA:
         return (
-            f"{best} has the best mean, but with these sample sizes no strategy can test as "
-            f"significantly worse ({_TEST_NAMES[ranking.test]} against {best} cannot give p <= {ALPHA}; "
-            f"the smallest attainable p is {ranking.smallest_p:.3g}), so whether the others tie with "
-            f"{best} is undetermined."
+            f"{head}, but {_limit(ranking)} no strategy can test as significantly worse "
+            f"({_tests_clause(ranking, best)} "
+            f"cannot give p <= {ALPHA}; the smallest attainable p is {ranking.smallest_p:.3g}), so whether "
+            f"the others tie with {best} is undetermined."
         )
     verdicts = tested["tied_with_best"]
     tied = tested.loc[verdicts.eq(True).fillna(False), "strategy"].tolist()
     worse = tested.loc[verdicts.eq(False).fillna(False), "strategy"].tolist()
     undecided = tested.loc[verdicts.isna(), "strategy"].tolist()
     untested = others.loc[others["p_vs_best"].isna(), "strategy"].tolist()
-    parts = [f"{best} is best"]
+    parts = [f"{best} is best" if len(leaders) == 1 else head]
     if tied:
-        parts.append(f"{_names(tied)} {_be(tied)} not significantly worse (p > {ALPHA})")
+        parts.append(f"{listed(tied)} {_be(tied)} not significantly worse (p > {ALPHA})")
     if worse:
-        parts.append(f"{_names(worse)} {_be(worse)} significantly worse (p <= {ALPHA})")
+        parts.append(f"{listed(worse)} {_be(worse)} significantly worse (p <= {ALPHA})")
     if undecided:
-        tie = "ties" if len(undecided) == 1 else "tie"
-        parts.append(f"whether {_names(undecided)} {tie} with {best} is undetermined at these sample sizes")
+        tie, their = ("ties", "its test") if len(undecided) == 1 else ("tie", "their tests")
+        parts.append(
+            f"whether {listed(undecided)} {tie} with {best} is undetermined ({their} could not reach "
+            f"p <= {ALPHA})"
+        )
     if untested:
-        parts.append(f"{_names(untested)} could not be tested")
-    return "; ".join(parts) + f" ({_TEST_NAMES[ranking.test]} against {best})."
+        parts.append(f"{listed(untested)} could not be tested")
+    return "; ".join(parts) + f" ({_tests_clause(ranking, best)})."
+
+
+def _limit(ranking: Ranking) -> str:
+    """What keeps every comparison from reaching p <= ALPHA: the sample sizes alone, or with ties."""
+    comparison = ranking.comparison
+    design = comparison["design_p"].dropna() if comparison is not None else pd.Series(dtype=float)
+    return "with these sample sizes" if (design > ALPHA).all() else "with these sample sizes and ties"
+
+
+def _tests_clause(ranking: Ranking, best: str) -> str:
+    """E.g. "Holm-corrected Wilcoxon signed-rank tests against bottom"; with both tests, which
+    strategies each compared."""
+    if len(ranking.tests) == 1:
+        return f"Holm-corrected {_TEST_NAMES[ranking.tests[0]]} tests against {best}"
+    table = ranking.table
+    uses = [
+        f"{_TEST_NAMES[test]} for {listed(table.loc[table['test'] == test, 'strategy'].tolist())}"
+        for test in ranking.tests
+    ]
+    return f"Holm-corrected tests against {best}: " + ", ".join(uses)
 
 
 def power_sentence(ranking: Ranking) -> str:
-    """How many blocks would detect the smallest gap to the best; "" when not estimable."""
+    """How many blocks would detect the smallest gap to the best, for the test that compared that
+    strategy with the best; "" when not estimable."""
+    if ranking.all_tie:
+        return "Power: all strategies tie (their means are equal): there is no gap to detect."
     power = ranking.power
     if power is None:
         return ""
-    block = power.block_name
+    block, test = power.block_name, _TEST_NAMES[WILCOXON if power.paired else MANN_WHITNEY]
     if power.blocks_needed is None:
-        return (
-            f"Power: {power.strategy}'s mean equals {ranking.best}'s over their {block}s: no gap to detect."
-        )
+        over = f" over the {block}s they share" if power.paired else ""
+        return f"Power: {power.strategy}'s mean equals {ranking.best}'s{over}: no gap to detect."
+    others = ranking.table[(ranking.table["strategy"] != ranking.best) & (ranking.table["n"] > 0)]
+    among = "" if power.comparisons == len(others) else " among the strategies tested against it"
+    spread = (
+        f"s.d. of the per-{block} differences {power.sd:.3g}, d_z = {power.effect:.3g}"
+        if power.paired
+        else f"pooled s.d. {power.sd:.3g}, d = {power.effect:.3g}"
+    )
+    method = f"the {test} test" + ("" if power.paired else f", which compared {power.strategy} unpaired")
     return (
-        f"Power: the smallest gap to {ranking.best} is {power.strategy}'s, {power.mean_gap:.3g} (s.d. of the "
-        f"per-{block} differences {power.sd:.3g}, d_z = {power.d_z:.3g}); about {power.blocks_needed} "
-        f"{block}s per strategy would detect it with {POWER:.0%} power at alpha = {ALPHA}, Holm-corrected "
-        f"over {power.comparisons} comparisons (normal approximation for the Wilcoxon signed-rank test)."
+        f"Power: the smallest gap to {ranking.best}{among} is {power.strategy}'s, {power.mean_gap:.3g} "
+        f"({spread}); about {power.blocks_needed} {block}s per strategy would detect it with {POWER:.0%} "
+        f"power at alpha = {ALPHA}, Holm-corrected over {power.comparisons} comparisons (normal "
+        f"approximation for {method})."
     )
 
 
@@ -116,13 +158,13 @@ def _friedman_clause(ranking: Ranking) -> str:
     if np.isnan(ranking.friedman_p):
         return ""
     verdict = "the strategies differ" if ranking.friedman_p <= ALPHA else "no difference is detected"
-    return f" Across all strategies, the Friedman test gives p = {ranking.friedman_p:.3g}: {verdict}."
-
-
-def _names(strategies: list[str]) -> str:
-    if len(strategies) == 1:
-        return strategies[0]
-    return ", ".join(strategies[:-1]) + " and " + strategies[-1]
+    blocks = ranking.cells.dropna(axis=1, how="all").shape[1]
+    shared = (
+        f" over the {ranking.friedman_blocks} {ranking.block_name}s they all share,"
+        if ranking.friedman_blocks < blocks
+        else ""
+    )
+    return f" Across all strategies,{shared} the Friedman test gives p = {ranking.friedman_p:.3g}: {verdict}."
 
 
 def _be(strategies: list[str]) -> str:
@@ -201,7 +243,11 @@ def _console_row(row: pd.Series) -> list[str]:
     if not pd.isna(row["ci_low"]):
         mean += f" ± {(row['ci_high'] - row['ci_low']) / 2:.4f}"
     tied = row["tied_with_best"]
-    return [rank, row["strategy"], layers, mean, "undecided" if pd.isna(tied) else "yes" if tied else "no"]
+    if pd.isna(tied):  # no test ("-"), or one that could not have rejected
+        verdict = "-" if pd.isna(row["p_vs_best"]) else "undecided"
+    else:
+        verdict = "yes" if tied else "no"
+    return [rank, row["strategy"], layers, mean, verdict]
 
 
 def _aligned(rows: list[list[str]]) -> list[str]:

@@ -1,52 +1,80 @@
 """Ranks strategies on one metric: summary, bootstrap CI, mean rank, Friedman, tests vs the best.
 
-Observations of different strategies in the same block (a seed) are paired. When every
-strategy has the same blocks the tests are paired (Wilcoxon signed-rank, Friedman); otherwise
-the comparison with the best falls back to the unpaired Mann-Whitney U test. Every such choice,
-and every statistic left undefined, is explained in `Ranking.notes`.
+Observations of different strategies in the same block (a seed) are paired. Each strategy is
+compared with the best by the test `analysis.pairwise.compare` picks (the Wilcoxon signed-rank
+test over the blocks both have, or, where they share too few, the Mann-Whitney U test on all
+their values), Holm-corrected over the comparisons. Mean ranks and the Friedman test use the
+blocks every strategy has. Every such choice, and every statistic left undefined, is explained
+in `Ranking.notes`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from analysis.aggregate import BLOCK
-from analysis.power import ALPHA, PowerEstimate, least_p, power_estimate, undecidable_notes
+from analysis.pairwise import (
+    EXACT_LIMIT,
+    MANN_WHITNEY,
+    MIN_PAIRED_BLOCKS,
+    NORMAL,
+    TIE_DECIMALS,
+    WILCOXON,
+    compare,
+)
+from analysis.power import ALPHA, PowerEstimate, listed, power_estimate, undecidable_notes
 from analysis.power import blocks_needed as blocks_needed  # the study plans its seeds with it
 from trainables.metrics import STRATEGY
 
 CONFIDENCE_LEVEL = 0.95
+# Resamples of the bootstrap, and of the Friedman permutation test where its orders are too many
+# to enumerate; both drawn from a generator seeded with RANDOM_STATE.
 N_RESAMPLES = 9999
 RANDOM_STATE = 0
-WILCOXON = "wilcoxon"
-MANN_WHITNEY = "mannwhitneyu"
-# Means closer than this rank as equal, so that summation order cannot break a true tie.
-_TIE_DECIMALS = 12
 
 
 @dataclass(frozen=True)
 class Ranking:
     """One ranking: `table` has one row per strategy, best first; `cells` the values compared
-    (strategies x blocks); `test` the test used against the best (None when none could run);
-    `smallest_p` the smallest Holm-corrected p any comparison with the best can reach at these
-    sample sizes (above ALPHA, no strategy can come out significantly worse, however
-    different); `power` how many blocks would detect the smallest gap to the best."""
+    (strategies x blocks). `best` is the strategy with the best mean, the one the others are
+    tested against; None when no strategy has a value and when every strategy's mean is the same
+    (`all_tie`). `tests` names the tests run against the best (WILCOXON, MANN_WHITNEY; empty when
+    none could run), the table's `test` column the one of each row. `smallest_p` is the smallest
+    Holm-corrected p any comparison with the best can reach on these sample sizes and ties (above
+    ALPHA, no strategy can come out significantly worse, however different). The Friedman test
+    used `friedman_blocks` blocks (those every strategy has); `power` says how many blocks would
+    detect the smallest gap to the best. `block_name` says what a block is, for sentences;
+    `comparison` holds each comparison with the best (`compare_with_best`), None without one."""
 
     table: pd.DataFrame
     cells: pd.DataFrame
     best: str | None
-    test: str | None
+    tests: tuple[str, ...]
     friedman_statistic: float
     friedman_p: float
     smallest_p: float
     notes: list[str]
     power: PowerEstimate | None = None
+    friedman_blocks: int = 0
+    block_name: str = "seed"
+    comparison: pd.DataFrame | None = None
+
+    @property
+    def first(self) -> str | None:
+        """The strategy listed first (rank 1; equal means in name order); None when none has a value."""
+        ranked = self.table[self.table["n"] > 0]
+        return str(ranked[STRATEGY].iloc[0]) if len(ranked) else None
+
+    @property
+    def all_tie(self) -> bool:
+        """Two or more strategies have values, and their means are all the same: there is no best."""
+        return self.best is None and int((self.table["n"] > 0).sum()) >= 2
 
 
 def rank_strategies(
@@ -63,21 +91,39 @@ def rank_strategies(
     active = score.loc[cells.notna().any(axis=1)]
     table = _summary(cells, score)
     table["mean_rank"] = mean_ranks(active, block_name, notes)
-    best = table.index[0] if len(active) else None
-    paired = not active.isna().any().any()
-    comparison, smallest_p, power = None, np.nan, None
+    all_tie = len(active) >= 2 and int((table["rank"] == 1).sum()) == len(active)
+    best = table.index[0] if len(active) and not all_tie else None
+    comparison, tests, smallest_p, power = None, (), np.nan, None
     if len(active) < 2:
         notes.append("Fewer than two strategies have values: there is nothing to compare.")
+    elif all_tie:
+        notes.append(
+            f"All {len(active)} strategies have the same mean: there is no best to test the others against."
+        )
     else:
-        comparison = compare_with_best(active, best, paired)
-        smallest_p = float(comparison["least_p"].min()) if comparison["least_p"].notna().any() else 1.0
-        notes.extend(_sample_size_notes(active, paired, comparison, block_name))
-        power = power_estimate(active, best, block_name)
-    statistic, p_friedman = friedman(active, paired, block_name, notes)
-    ran = comparison is not None and comparison["p_vs_best"].notna().any()
-    test = (WILCOXON if paired else MANN_WHITNEY) if ran else None
-    table = _with_comparison(table, comparison, best, test)
-    return Ranking(table.reset_index(), cells, best, test, statistic, p_friedman, smallest_p, notes, power)
+        comparison = compare_with_best(active, best)
+        least = comparison["least_p"]
+        smallest_p = float(least.min()) if least.notna().any() else 1.0
+        notes.extend(_sample_size_notes(active, comparison, block_name))
+        ran = comparison.loc[comparison["p_vs_best"].notna(), "test"]
+        tests = tuple(test for test in (WILCOXON, MANN_WHITNEY) if (ran == test).any())
+        power = power_estimate(active, best, (ran == WILCOXON).to_dict(), block_name)
+    statistic, p_friedman, friedman_blocks = friedman(active, block_name, notes)
+    table = _with_comparison(table, comparison, best)
+    return Ranking(
+        table.reset_index(),
+        cells,
+        best,
+        tests,
+        statistic,
+        p_friedman,
+        smallest_p,
+        notes,
+        power,
+        friedman_blocks,
+        block_name,
+        comparison,
+    )
 
 
 def _cells(
@@ -99,7 +145,7 @@ def _summary(cells: pd.DataFrame, score: pd.DataFrame) -> pd.DataFrame:
     """n, mean, std, median and CI per strategy, sorted best first and ranked by the mean."""
     rows = {strategy: describe(values.dropna().to_numpy()) for strategy, values in cells.iterrows()}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis(STRATEGY)
-    key = score.mean(axis=1).round(_TIE_DECIMALS)
+    key = score.mean(axis=1).round(TIE_DECIMALS)
     table["rank"] = key.rank(ascending=False, method="min").astype("Int64")
     order = sorted(table.index, key=lambda s: (np.isnan(key[s]), -np.nan_to_num(key[s]), s))
     return table.loc[order]
@@ -148,61 +194,73 @@ def mean_ranks(score: pd.DataFrame, block_name: str, notes: list[str]) -> pd.Ser
         return pd.Series(np.nan, index=score.index)
     if complete.shape[1] < score.shape[1]:
         notes.append(f"Mean ranks use the {complete.shape[1]} {block_name}(s) all strategies share.")
-    return complete.rank(axis=0, ascending=False, method="average").mean(axis=1)
+    return complete.round(TIE_DECIMALS).rank(axis=0, ascending=False, method="average").mean(axis=1)
 
 
-def friedman(score: pd.DataFrame, paired: bool, block_name: str, notes: list[str]) -> tuple[float, float]:
-    """Friedman test across strategies, when the data allow one; (statistic, p) or NaNs."""
-    k, n = score.shape
+def friedman(score: pd.DataFrame, block_name: str, notes: list[str]) -> tuple[float, float, int]:
+    """Friedman test across the strategies over the blocks they all have, when the data allow one:
+    (chi-square statistic, p, blocks used), NaNs (and 0 blocks) otherwise.
+
+    The p is a permutation test's, of the statistic against the orders of the values within each
+    block: exact, over all (k!)^n of them, when they are at most EXACT_LIMIT, else over
+    N_RESAMPLES random ones. With few blocks the usual chi-square approximation can be too small
+    (for 3 strategies over 4 blocks it gives 0.0498 where the exact p is 0.069).
+    """
+    complete = score.dropna(axis=1).round(TIE_DECIMALS)
+    k, n = complete.shape
+    shared = " all strategies share" if n < score.shape[1] else ""
     reason = None
-    if not paired:
-        reason = f"the strategies do not all have the same {block_name}s"
-    elif k < 3:
+    if k < 3:
         reason = f"it needs at least 3 strategies, there are {k}"
     elif n < 2:
-        reason = f"it needs at least 2 {block_name}s, there is {n}"
+        reason = f"it needs at least 2 {block_name}s{shared}, there {'is' if n == 1 else 'are'} {n}"
     if reason:
         notes.append(f"Friedman test not run: {reason}.")
-        return np.nan, np.nan
-    if (score.nunique(axis=0) == 1).all():
-        statistic, p = 0.0, 1.0  # every strategy ties in every block; scipy would divide by 0
+        return np.nan, np.nan, 0
+    if (complete.nunique(axis=0) == 1).all():
+        statistic, p, how = 0.0, 1.0, "every block ties"  # scipy would divide by zero
     else:
-        statistic, p = stats.friedmanchisquare(*score.to_numpy())
+        orders = math.factorial(k) ** n
+        exact = orders <= EXACT_LIMIT
+        result = stats.permutation_test(
+            tuple(complete.to_numpy()),
+            _friedman_statistic,
+            permutation_type="samples",
+            vectorized=True,
+            n_resamples=EXACT_LIMIT if exact else N_RESAMPLES,
+            alternative="greater",
+            rng=np.random.default_rng(RANDOM_STATE),
+        )
+        statistic, p = float(result.statistic), float(result.pvalue)
+        sampled = f"{N_RESAMPLES} random" if not exact else f"all {orders}"
+        how = f"{'exact' if exact else 'sampled'}, over {sampled} within-{block_name} orders"
     notes.append(
-        f"Friedman test across {k} strategies over {n} {block_name}s: chi2 = {statistic:.3g}, p = {p:.3g}."
+        f"Friedman test across {k} strategies over {n} {block_name}s{shared}: chi2 = {statistic:.3g}, "
+        f"p = {p:.3g} (permutation test, {how})."
     )
-    return float(statistic), float(p)
+    return statistic, p, n
 
 
-def compare_with_best(score: pd.DataFrame, best: str, paired: bool) -> pd.DataFrame:
-    """Two-sided p of each strategy against the best, raw and Holm-corrected, and `least_p`:
-    the smallest Holm-corrected p that comparison could reach at its sample size (its raw bound
-    times the number of comparisons, the first Holm step), NaN where it is untestable."""
+def _friedman_statistic(*samples: np.ndarray, axis: int) -> np.ndarray:
+    return stats.friedmanchisquare(*samples, axis=axis).statistic
+
+
+def compare_with_best(score: pd.DataFrame, best: str) -> pd.DataFrame:
+    """Each other strategy against the best (`analysis.pairwise.compare`): the test, its method,
+    pairs and zeros, and the two-sided p raw (p_uncorrected) and Holm-corrected (p_vs_best).
+    `least_p` is the smallest Holm-corrected p the comparison can reach at its sample sizes and
+    ties (every comparison at its smallest p; Holm's adjusted p grows with each raw p), `design_p`
+    the same without ties or zero differences; both NaN where the comparison is untestable."""
     others = [strategy for strategy in score.index if strategy != best]
-    test = _wilcoxon if paired else _mann_whitney
-    raw = pd.Series({other: test(score.loc[best], score.loc[other]) for other in others}, dtype=float)
-    least = pd.Series({other: least_p(score.loc[best], score.loc[other], paired) for other in others})
-    family = max(int(raw.notna().sum()), 1)
-    return pd.DataFrame(
-        {"p_uncorrected": raw, "p_vs_best": holm(raw), "least_p": np.minimum(least * family, 1.0)}
+    frame = pd.DataFrame(
+        [asdict(compare(score.loc[best], score.loc[other])) for other in others], index=others
     )
-
-
-def _wilcoxon(best: pd.Series, other: pd.Series) -> float:
-    if len(best) < 2:
-        return np.nan
-    if (best == other).all():
-        return 1.0  # no difference at all; scipy would warn and divide by zero
-    return float(stats.wilcoxon(best.to_numpy(), other.to_numpy()).pvalue)
-
-
-def _mann_whitney(best: pd.Series, other: pd.Series) -> float:
-    x, y = best.dropna().to_numpy(), other.dropna().to_numpy()
-    if min(len(x), len(y)) < 2:
-        return np.nan
-    if np.ptp(np.concatenate([x, y])) == 0:
-        return 1.0
-    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    return frame.assign(
+        p_uncorrected=frame["p"],
+        p_vs_best=holm(frame["p"]),
+        least_p=holm(frame["least_p"]),
+        design_p=holm(frame["design_p"]),
+    ).drop(columns="p")
 
 
 def holm(p: pd.Series) -> pd.Series:
@@ -214,18 +272,16 @@ def holm(p: pd.Series) -> pd.Series:
     return pd.Series(adjusted, index=defined.index).reindex(p.index)
 
 
-def _with_comparison(
-    table: pd.DataFrame, comparison: pd.DataFrame | None, best: str | None, test: str | None
-) -> pd.DataFrame:
-    """Adds p-values and `tied_with_best`: not significantly worse than the best (the best
-    itself is True). False where p <= ALPHA. NA where no test could run, and where the
-    comparison could not have reached p <= ALPHA at its sample size: a test that cannot
-    reject says nothing about a tie."""
-    columns = ["p_uncorrected", "p_vs_best", "least_p"]
-    table = (
-        table.join(comparison) if comparison is not None else table.assign(**dict.fromkeys(columns, np.nan))
-    )
-    p, least = table["p_vs_best"].to_numpy(), table["least_p"].to_numpy()
+def _with_comparison(table: pd.DataFrame, comparison: pd.DataFrame | None, best: str | None) -> pd.DataFrame:
+    """Adds p-values, `tied_with_best` and `test`. tied_with_best: not significantly worse than
+    the best (the best itself is True); False where p <= ALPHA; NA where no test could run, where
+    there is no best, and where the comparison could not have reached p <= ALPHA at its sample
+    size and ties: a test that cannot reject says nothing about a tie."""
+    if comparison is None:
+        table = table.assign(p_uncorrected=np.nan, p_vs_best=np.nan, least_p=np.nan, test="")
+    else:
+        table = table.join(comparison[["p_uncorrected", "p_vs_best", "least_p", "test"]])
+    p, least = table["p_vs_best"].to_numpy(float), table["least_p"].to_numpy(float)
     defined = ~np.isnan(p)
     tied = pd.array([pd.NA] * len(table), dtype="boolean")
     tied[defined & (p <= ALPHA)] = False
@@ -233,15 +289,14 @@ def _with_comparison(
     table["tied_with_best"] = tied
     if defined.any():
         table.loc[best, "tied_with_best"] = True
-    table["test"] = np.where(defined, test or "", "")
+    table["test"] = np.where(defined, table["test"].fillna("").astype(str), "")
     return table.drop(columns="least_p")
 
 
-def _sample_size_notes(
-    cells: pd.DataFrame, paired: bool, comparison: pd.DataFrame, block_name: str
-) -> list[str]:
-    """Says which statistics are undefined, which test is used, and which comparisons cannot
-    reach a p small enough after correction to call a strategy significantly worse."""
+def _sample_size_notes(cells: pd.DataFrame, comparison: pd.DataFrame, block_name: str) -> list[str]:
+    """Says which statistics are undefined, which tests are used where the strategies' blocks
+    differ, where a test uses the normal approximation, and which comparisons cannot reach a p
+    small enough after correction to call a strategy significantly worse."""
     n = cells.notna().sum(axis=1)
     if (n < 2).all():
         return [
@@ -252,18 +307,33 @@ def _sample_size_notes(
     if (n < 2).any():
         few = ", ".join(n.index[n < 2])
         notes.append(f"{few}: a single {block_name}, so CI and test are undefined (NaN).")
-    if not paired:
-        missing = [
-            f"{strategy} lacks {block_name} {', '.join(map(str, row.index[row.isna()][:3]))}"
-            for strategy, row in cells.iterrows()
-            if row.isna().any()
-        ]
-        notes.append(
-            f"The strategies do not all have the same {block_name}s ({'; '.join(missing)}): "
-            "the comparison with the best uses the unpaired Mann-Whitney U test instead of "
-            "the paired Wilcoxon signed-rank test."
+    missing = [
+        f"{strategy} lacks {block_name} {', '.join(map(str, row.index[row.isna()][:3]))}"
+        for strategy, row in cells.iterrows()
+        if row.isna().any()
+    ]
+    if missing:
+        unpaired = comparison.index[comparison["test"] == MANN_WHITNEY].tolist()
+        fallback = (
+            f"; {listed(unpaired)} {'does' if len(unpaired) == 1 else 'do'} not, so "
+            f"{'it is' if len(unpaired) == 1 else 'they are'} compared unpaired on all "
+            f"{'its' if len(unpaired) == 1 else 'their'} {block_name}s and the best's (Mann-Whitney U test)"
+            if unpaired
+            else ""
         )
-    return notes + undecidable_notes(comparison, paired, len(n), block_name)
+        notes.append(
+            f"The strategies do not all have the same {block_name}s ({'; '.join(missing)}): each comparison "
+            f"with the best pairs the {block_name}s both have (Wilcoxon signed-rank test) when the two "
+            f"have the same {block_name}s or share at least {MIN_PAIRED_BLOCKS}, the fewest on which that "
+            f"test can give p <= {ALPHA}{fallback}."
+        )
+    approximate = comparison.index[comparison["method"] == NORMAL].tolist()
+    if approximate:
+        notes.append(
+            f"{', '.join(approximate)}: more than {EXACT_LIMIT} sign patterns or splits to enumerate, so "
+            "the test against the best uses the normal approximation (tie- and continuity-corrected)."
+        )
+    return notes + undecidable_notes(comparison, block_name)
 
 
 Z_95 = 1.959964

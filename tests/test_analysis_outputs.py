@@ -251,3 +251,19 @@ def test_the_report_says_whether_the_tuned_settings_were_selected_on_the_ranked_
         "selected" in note
         for note in rank_into(write_csv(tmp_path / "c.csv", fixed_only), tmp_path / "c").notes
     )
+
+
+def test_a_study_where_every_strategy_scores_the_same_has_no_best_but_a_top_strategy(tmp_path):
+    """All at chance on every seed: the report says all strategies tie and names no best; the
+    study still exports the first listed of the rank-1 strategies."""
+    rows = [trial(s, seed, 0.346) for s in MEANS for seed in range(8)]
+    study = rank_into(write_csv(tmp_path / "t.csv", rows), tmp_path / "out")
+
+    ranking = study.ranked[0].ranking
+    assert ranking.best is None and ranking.table["rank"].tolist() == [1, 1, 1, 1]
+    assert top_strategy(study) == "bottom" == ranking.table["strategy"].iloc[0]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "All strategies tie: each has the same mean (0.346), so there is no best" in report
+    assert "Power: all strategies tie" in report
+    assert " is best" not in report and "would make it decidable" not in report
+    assert all(line.endswith(" -") for line in console_table(study).splitlines()[1:])  # nothing tested

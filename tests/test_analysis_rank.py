@@ -180,9 +180,9 @@ def test_failed_trial_is_excluded_counted_and_explained(tmp_path):
     assert top["n"] == 8 and top["n_excluded"] == 2
     assert "seed 2: failed: RuntimeError: CUDA out of memory" in top["excluded"]
     assert "seed 3: still running" in top["excluded"]
-    assert top["test"] == "mannwhitneyu"
+    assert top["test"] == "wilcoxon"  # paired over the 6 seeds it shares with the best
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "2 of 40 trials excluded" in report and "Mann-Whitney U" in report
+    assert "2 of 40 trials excluded" in report and "pairs the seeds both have" in report
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "ranking.csv",
         "ranking.png",

@@ -67,9 +67,16 @@ class Published:
 
     def command(self) -> list[str]:
         """The arguments of `python -m analysis.race` that replay it."""
+        return [*self.paths(), *self._options()]
+
+    def shell_command(self) -> str:
+        """The command line that replays it, globs unexpanded (as docs/race/README.md gives it)."""
+        return " ".join(["python -m analysis.race", *self.inputs, *self._options()])
+
+    def _options(self) -> list[str]:
         chosen = ["--strategies", *self.strategies] if self.strategies else []
         setting = ["--setting", self.setting] if self.setting else []
-        return [*self.paths(), *chosen, *setting, "--out", self.out]
+        return [*chosen, *setting, "--out", self.out]
 
 
 PUBLISHED = [
@@ -208,9 +215,8 @@ def error_cases(races: int, engine_races: int) -> list[dict[str, object]]:
     rows.append(
         _error_row("normal", 5, "Bonferroni over k - 1", races, error_rate(naive, normal, races, len(cases)))
     )
-    rows.append(
-        _error_row("normal, one far worse", 5, "the design, engine", engine_races, stepped_down(engine_races))
-    )
+    rate, _ = stepped_down(engine_races)
+    rows.append(_error_row("normal, one far worse", 5, "the design, engine", engine_races, rate))
     return rows
 
 

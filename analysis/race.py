@@ -81,9 +81,14 @@ def race_table(results: Results, metric: str) -> pd.DataFrame:
             f"Some strategies have several finished trials at one seed ({twice}); a race takes one value "
             "per strategy and seed. Pass each study once, or pick a setting with --setting."
         )
+    seeds = sorted(values[SEED].unique())
+    if any(seed != round(seed) for seed in seeds):
+        raise InputError(
+            f"The trials have seeds that are not whole numbers ({', '.join(map(str, seeds[:5]))}); a race "
+            "runs seed 0, 1, 2, ...: check the seed column."
+        )
     table = usable.pivot(index=STRATEGY, columns=SEED, values="value")
     strategies = sorted(values[STRATEGY].unique())
-    seeds = sorted(values[SEED].unique())
     return table.reindex(index=strategies, columns=seeds).astype(float)
 
 

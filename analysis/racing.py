@@ -13,7 +13,8 @@ undefined and the exact sign test over the nonzero differences is used instead (
 same-sign differences, 1 when all are zero). A drop is a claim "A is worse than L". Its error is
 dropping a strategy that is not truly worse than its leader, and the design keeps the probability
 of any such error, over all rounds and all comparisons, at most alpha, whatever the true means are,
-provided each pair's per-seed differences are independent and normal across seeds.
+provided each pair's per-seed differences are independent across seeds and normal with one mean and
+one variance.
 
 Why that holds. Under equal means, the sequence of a pair's t statistics t_n over the looks
 n = min_seeds..max_seeds (each on the first n seeds) has one distribution, free of the mean and
@@ -191,6 +192,8 @@ class RaceDesign:
                 f"A race of {self.strategies} strategies has {self.strategies - 1} thresholds, "
                 f"not {len(self.thresholds)}."
             )
+        if not all(0 < value < 1 for value in self.thresholds):
+            raise ValueError(f"Thresholds are p values between 0 and 1, not {self.thresholds}.")
         object.__setattr__(self, "thresholds", tuple(float(value) for value in self.thresholds))
 
     @property
@@ -221,7 +224,7 @@ class RaceDesign:
             f"stepped down as strategies are dropped (Shaffer-type): {first:.3g} for the first drop. The "
             "chance of ever dropping a strategy that is not worse than its leader is at most "
             f"alpha = {self.alpha:g} over all rounds, assuming each pair's per-seed differences are "
-            "independent and normal."
+            "independent across seeds and normal with one mean and one variance."
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -360,9 +363,10 @@ class Race:
             )
         if mode not in MODES:
             raise ValueError(f"Unknown mode '{mode}'; use max (higher is better) or min.")
-        seeds = tuple(int(seed) for seed in (range(design.max_seeds) if seeds is None else seeds))
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("The seeds of a race must differ.")
+        seeds = tuple(range(design.max_seeds) if seeds is None else seeds)
+        if any(seed != int(seed) for seed in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"The seeds of a race must be different whole numbers, not {seeds}.")
+        seeds = tuple(int(seed) for seed in seeds)
         if budget_trials is not None and budget_trials < 0:
             raise ValueError(f"budget_trials must not be negative, not {budget_trials}.")
         self.strategies = strategies
@@ -546,7 +550,11 @@ class Race:
     def _pending(self, strategy: str, seed: int) -> int:
         """The row of a trial of the round in progress that has no value yet, or ValueError."""
         row = self._index(strategy)
-        if self.finished or self._decided:
+        if self.finished:
+            raise ValueError(
+                f"{strategy} seed {seed} was not asked for: the race has finished ({self.reason})."
+            )
+        if self._decided:
             raise ValueError(f"{strategy} seed {seed} was not asked for: no round is in progress.")
         if strategy not in self._alive:
             raise ValueError(f"{strategy} is no longer in the race.")

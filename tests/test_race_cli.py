@@ -173,3 +173,6 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
     twice = rows() + [dict(rows()[0], trial_id="again")]
     status, _ = run(tmp_path, str(write_csv(tmp_path / "twice.csv", twice)))
     assert status == 2 and "several finished trials at one seed (a seed 0)" in capsys.readouterr().err
+    halves = [dict(trial, seed=trial["seed"] + 0.5) for trial in rows()]
+    status, _ = run(tmp_path, str(write_csv(tmp_path / "halves.csv", halves)))
+    assert status == 2 and "not whole numbers" in capsys.readouterr().err

@@ -104,6 +104,7 @@ def test_calibration_refuses_a_level_its_draws_cannot_resolve():
         ({"strategies": 3, "min_seeds": 1}, "min_seeds must be at least 2"),
         ({"strategies": 3, "min_seeds": 5, "max_seeds": 4}, "must be at least min_seeds"),
         ({"strategies": 3, "thresholds": (0.01,)}, "has 2 thresholds"),
+        ({"strategies": 3, "thresholds": (0.01, 1.5)}, "between 0 and 1"),
     ],
 )
 def test_bad_designs_are_refused(settings: dict, message: str):
@@ -272,6 +273,10 @@ def test_misuse_is_refused():
         Race(["a", "a"], design)
     with pytest.raises(ValueError, match="Unknown mode"):
         Race(["a", "b"], design, mode="best")
+    with pytest.raises(ValueError, match="different whole numbers"):
+        Race(["a", "b"], design, seeds=[0, 0.5, 1])
+    with pytest.raises(ValueError, match="different whole numbers"):
+        Race(["a", "b"], design, seeds=[0, 1, 1])
     race = Race(["a", "b"], design)
     with pytest.raises(ValueError, match="no round is in progress"):
         race.record("a", 0, 0.5)
@@ -291,6 +296,9 @@ def test_misuse_is_refused():
     race.decide()
     with pytest.raises(ValueError, match="no round in progress"):
         race.decide()
+    race.stop()
+    with pytest.raises(ValueError, match="the race has finished"):
+        race.withdraw("a", 1, "failed")
 
 
 def test_stop_ends_the_race_without_deciding_the_round_in_progress():

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.names import REPLICATE, SETTING
-from analysis.racing import ALPHA, MAX_SEEDS, MIN_SEEDS, Race, RaceDesign, replay
+from analysis.racing import ALPHA, MAX_SEEDS, MIN_SEEDS, MODES, Race, RaceDesign, replay
 from analysis.rank import rank_results
 from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
 from analysis.stats import Ranking
@@ -172,7 +172,7 @@ def run_race(
     """Loads the trials, replays the race and ranks the full study; returns the JSON-ready result.
     Raises InputError for input that cannot be raced (its message names the fix)."""
     mode = mode or direction(metric)
-    if mode not in ("max", "min"):
+    if mode not in MODES:
         raise InputError(f"Unknown mode '{mode}'; use max (higher is better) or min.")
     if budget_trials is not None and budget_trials < 0:
         raise InputError(f"--budget-trials must not be negative, not {budget_trials}.")
@@ -231,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--strategies", nargs="+", default=(), metavar="NAME", help="race only these")
     parser.add_argument("--metric", default=EVAL_ACCURACY, help="metric to race on")
-    parser.add_argument("--mode", choices=("max", "min"), help="better direction (default: min for losses)")
+    parser.add_argument("--mode", choices=MODES, help="better direction (default: min for losses)")
     parser.add_argument("--setting", help="the config/setting to race when the trials ran several")
     parser.add_argument("--alpha", type=float, default=ALPHA, help="family-wise error over the whole race")
     parser.add_argument("--min-seeds", type=int, default=MIN_SEEDS, help="the first round that tests")

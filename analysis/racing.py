@@ -29,14 +29,15 @@ strategies can have when at least j pairs differ (the partitions of k into group
 Shaffer, 1986). Proof: take the first wrong drop; the j drops before it were right, so at least j
 pairs differ and the number t of pairs with equal means is at most t_j; the true claims
 "A is not worse than L" number m + t (both orders of an equal pair, one of an unequal one), and
-the wrong drop made one of them cross its boundary at level alpha / (m + t_j) <= alpha / (m + t),
-which has probability at most (m + t) * alpha / (m + t) = alpha. Ending a pair early (a drop, a
-budget, one strategy left) only removes looks, which keeps the bound.
+the wrong drop made one of them cross its boundary at level alpha / (m + t_j) <= alpha / (m + t).
+So every wrong drop lies in the event that one of these m + t claims crosses its boundary at level
+alpha / (m + t) at some look, whose probability is at most (m + t) * alpha / (m + t) = alpha. Ending
+a pair early (a drop, a budget, one strategy left) only removes looks, which keeps the bound.
 
 The calibration is a Monte Carlo over CALIBRATION_DRAWS standard normal sequences (each also
 negated), with a fixed seed; each threshold is the order statistic whose crossing probability is
-at most its level with CALIBRATION_CONFIDENCE confidence, so the Monte Carlo error makes the test
-slightly conservative, never liberal.
+at most its level with CALIBRATION_CONFIDENCE confidence: the Monte Carlo error makes the test
+slightly conservative rather than liberal.
 """
 
 from __future__ import annotations

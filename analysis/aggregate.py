@@ -28,24 +28,11 @@ from analysis.names import (
     TUNED_SETTING,
 )
 from analysis.results import InputError
-from trainables.metrics import (
-    ACCURACY,
-    F1,
-    INIT,
-    MATTHEWS,
-    PEARSON,
-    SEED,
-    SPEARMAN,
-    STRATEGY,
-    STUDENT_PARAMS,
-    TEACHER,
-    TEACHER_LAYERS,
-    scored,
-)
+from trainables.metrics import task_metric
+from trainables.vocabulary import INIT, SEED, STRATEGY, STUDENT_PARAMS, TEACHER, TEACHER_LAYERS, scored
 
 BLOCK = "block"
 CONFIG = "config"
-TASK_METRICS = (ACCURACY, F1, MATTHEWS, PEARSON, SPEARMAN)
 
 
 @dataclass(frozen=True)
@@ -163,12 +150,6 @@ def mean_over_configs_sample(values: pd.DataFrame) -> Sample:
     blocks = usable[CONFIG] + "; seed=" + usable[SEED].astype(str)
     rows = usable.assign(**{BLOCK: blocks})
     return Sample(MEAN_OVER_CONFIGS, "configuration/seed pair", rows, values, _setting(values))
-
-
-def task_metric(metric: str) -> str | None:
-    """The task metric a score measures, e.g. f1 for eval_f1, eval_matched_f1 and test_f1; None
-    for losses and other measurements, which have no init_ or teacher_ counterpart."""
-    return next((name for name in TASK_METRICS if metric.endswith(f"_{name}")), None)
 
 
 def strategy_facts(rows: pd.DataFrame, trials: pd.DataFrame, metric: str) -> pd.DataFrame:

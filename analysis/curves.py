@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from analysis.names import TRAINING_ITERATION, TRIAL_ID
-from trainables.metrics import EPOCH, STRATEGY
+from trainables.vocabulary import EPOCH, STRATEGY
 
 
 def reports(history: pd.DataFrame, trials: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str]:

@@ -4,8 +4,7 @@ Metric names (eval_accuracy, teacher_hash, seed, ...) come from `trainables.metr
 vocabulary the trials report in; it imports nothing, so reading results never loads torch.
 """
 
-from trainables.metrics import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
-from trainables.vocabulary import SEARCHED
+from trainables.vocabulary import EPOCH, SEARCHED, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
 
 # Per-trial table columns added by the analysis.
 TRIAL_ID = "trial_id"

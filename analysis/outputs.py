@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from analysis.aggregate import task_metric
 from analysis.curves import last_epoch_sentence
 from analysis.plots import plot_history, plot_metric
 from analysis.report import Section, write_report
 from analysis.results import InputError, history_path, write_trials_csv
-from trainables.metrics import STRATEGY, TEACHER, scored
+from trainables.metrics import task_metric
+from trainables.vocabulary import STRATEGY, TEACHER, scored
 
 if TYPE_CHECKING:
     from analysis.rank import Ranked, Study

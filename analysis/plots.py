@@ -13,7 +13,8 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.curves import reports
 from analysis.stats import Ranking
-from trainables.metrics import EVAL_ACCURACY, STRATEGY
+from trainables.metrics import EVAL_ACCURACY
+from trainables.vocabulary import STRATEGY
 
 _JITTER = 0.08
 

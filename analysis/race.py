@@ -37,7 +37,8 @@ from analysis.rank import rank_results
 from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
 from analysis.stats import Ranking
 from analysis.values import trial_values
-from trainables.metrics import EVAL_ACCURACY, SEED, STRATEGY, direction
+from trainables.metrics import EVAL_ACCURACY, direction
+from trainables.vocabulary import SEED, STRATEGY
 
 
 def load_trials(paths: Sequence[Path], strategies: Sequence[str] = ()) -> Results:

@@ -29,14 +29,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.aggregate import Sample, exclusions, samples, strategy_facts, task_metric, trial_notes
+from analysis.aggregate import Sample, exclusions, samples, strategy_facts, trial_notes
 from analysis.names import BEST_CONFIG, SEARCH, STAGES, TUNED_SETTING
 from analysis.outputs import write_outputs
 from analysis.report import console_table, power_sentence, significance_sentence
 from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
 from analysis.stats import Ranking, rank_strategies
 from analysis.values import REDUCTIONS, full_budget, trial_values
-from trainables.metrics import EVAL, EVAL_ACCURACY, SELECTION, STRATEGY, direction, scored
+from trainables.metrics import EVAL_ACCURACY, direction, task_metric
+from trainables.vocabulary import EVAL, SELECTION, STRATEGY, scored
 
 # ranking.csv, one row per strategy (per aggregation where a stage is ranked twice), best first.
 COLUMNS = [

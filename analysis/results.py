@@ -29,7 +29,7 @@ from analysis.names import (
     TRIAL_ID,
     TRIALS_CSV,
 )
-from trainables.metrics import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
+from trainables.vocabulary import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
 
 if TYPE_CHECKING:
     from ray.tune import ExperimentAnalysis

@@ -30,7 +30,7 @@ from analysis.pairwise import (
 )
 from analysis.power import ALPHA, PowerEstimate, listed, power_estimate, undecidable_notes
 from analysis.power import blocks_needed as blocks_needed  # the study plans its seeds with it
-from trainables.metrics import STRATEGY
+from trainables.vocabulary import STRATEGY
 
 CONFIDENCE_LEVEL = 0.95
 # Resamples of the bootstrap, and of the Friedman permutation test where its orders are too many

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainables import loop, metrics
+from trainables import loop, metrics, vocabulary
 from trainables.config import TrialConfig
 from trainables.data import DataConfig
 from trainables.distill import InjectedFault, prepare, run_trial
@@ -22,7 +22,7 @@ def trial(teacher: str, data: DataConfig, **changes) -> TrialConfig:
 
 
 def without_speed(reports: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != metrics.EXAMPLES_PER_SECOND} for r in reports]
+    return [{k: v for k, v in r.items() if k != vocabulary.EXAMPLES_PER_SECOND} for r in reports]
 
 
 def test_same_seed_gives_the_same_metrics(tiny_teacher: str, tiny_task: DataConfig) -> None:
@@ -30,7 +30,7 @@ def test_same_seed_gives_the_same_metrics(tiny_teacher: str, tiny_task: DataConf
     second = run_trial(trial(tiny_teacher, tiny_task, strategy="odd", seed=3))
     other_seed = run_trial(trial(tiny_teacher, tiny_task, strategy="odd", seed=4))
     assert without_speed(first) == without_speed(second)
-    assert [r[metrics.TRAIN_LOSS] for r in first] != [r[metrics.TRAIN_LOSS] for r in other_seed]
+    assert [r[vocabulary.TRAIN_LOSS] for r in first] != [r[vocabulary.TRAIN_LOSS] for r in other_seed]
 
 
 @pytest.mark.parametrize("eval_every", [1, 2])
@@ -44,10 +44,10 @@ def test_resumed_trial_ends_with_the_same_metrics(
     reporter = LocalReporter(tmp_path)
     with pytest.raises(InjectedFault):
         run_trial(crashing, reporter)
-    assert [r[metrics.EPOCH] for r in reporter.results] == [1]
+    assert [r[vocabulary.EPOCH] for r in reporter.results] == [1]
 
     resumed = run_trial(crashing, reporter)  # restores epoch 1 from the checkpoint; no crash on restore
-    assert [r[metrics.EPOCH] for r in resumed] == [2, 3]
+    assert [r[vocabulary.EPOCH] for r in resumed] == [2, 3]
     assert without_speed(resumed) == without_speed(uninterrupted[1:])
     assert resumed[-1][metrics.TEST_ACCURACY] == uninterrupted[-1][metrics.TEST_ACCURACY]
 
@@ -61,7 +61,7 @@ def test_eval_every_scores_every_nth_epoch_and_the_last_and_trains_the_same(
     sparse = run_trial(trial(tiny_teacher, tiny_task, seed=2, eval_every=2))
     assert [metrics.EVAL_ACCURACY in r for r in sparse] == [False, True, True]
     assert [metrics.TEST_ACCURACY in r for r in sparse] == [False, False, True]
-    assert [r[metrics.TRAIN_LOSS] for r in sparse] == [r[metrics.TRAIN_LOSS] for r in every]
+    assert [r[vocabulary.TRAIN_LOSS] for r in sparse] == [r[vocabulary.TRAIN_LOSS] for r in every]
     assert without_speed(sparse)[1:] == without_speed(every)[1:]
     assert sparse[0][metrics.INIT_ACCURACY] == every[0][metrics.INIT_ACCURACY]
 
@@ -76,21 +76,21 @@ def test_every_trial_gets_a_fresh_schedule(tiny_teacher: str, tiny_task: DataCon
     """The original study's later strategies trained with a learning rate already decayed to 0."""
     first = run_trial(trial(tiny_teacher, tiny_task, strategy="bottom"))
     second = run_trial(trial(tiny_teacher, tiny_task, strategy="top"))
-    assert first[-1][metrics.LEARNING_RATE] == pytest.approx(0.0, abs=1e-12)
-    assert second[0][metrics.LEARNING_RATE] == pytest.approx(first[0][metrics.LEARNING_RATE])
-    assert second[0][metrics.LEARNING_RATE] > 1e-3
+    assert first[-1][vocabulary.LEARNING_RATE] == pytest.approx(0.0, abs=1e-12)
+    assert second[0][vocabulary.LEARNING_RATE] == pytest.approx(first[0][vocabulary.LEARNING_RATE])
+    assert second[0][vocabulary.LEARNING_RATE] > 1e-3
 
 
 def test_students_start_from_the_teacher_and_learn(tiny_teacher: str, tiny_task: DataConfig) -> None:
     copied = run_trial(trial(tiny_teacher, tiny_task, strategy="top"))
     scratch = run_trial(trial(tiny_teacher, tiny_task, strategy="scratch"))
     first = copied[0]
-    assert first[metrics.TEACHER_LAYERS] == "3,4" and scratch[0][metrics.TEACHER_LAYERS] == ""
+    assert first[vocabulary.TEACHER_LAYERS] == "3,4" and scratch[0][vocabulary.TEACHER_LAYERS] == ""
     assert first[metrics.TEACHER_ACCURACY] > 0.75
     assert first[metrics.INIT_ACCURACY] > scratch[0][metrics.INIT_ACCURACY]
     assert scratch[-1][metrics.EVAL_ACCURACY] > scratch[0][metrics.INIT_ACCURACY]
-    assert {metrics.TRAIN_LOSS_CE, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS} <= first.keys()
-    assert first[metrics.TRAIN_LOSS_COS] > 0
+    assert {vocabulary.TRAIN_LOSS_CE, vocabulary.TRAIN_LOSS_KD, vocabulary.TRAIN_LOSS_COS} <= first.keys()
+    assert first[vocabulary.TRAIN_LOSS_COS] > 0
 
 
 def test_a_nan_loss_stops_the_trial(tiny_teacher: str, tiny_task: DataConfig) -> None:

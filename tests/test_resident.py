@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from trainables import distill, metrics, resident, teacher_cache
+from trainables import distill, resident, teacher_cache, vocabulary
 from trainables.config import TrialConfig
 from trainables.data import DataConfig
 from trainables.distill import run_trial
@@ -24,7 +24,7 @@ def trial(teacher: str, data: DataConfig, **changes) -> TrialConfig:
 
 
 def without_speed(reports: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != metrics.EXAMPLES_PER_SECOND} for r in reports]
+    return [{k: v for k, v in r.items() if k != vocabulary.EXAMPLES_PER_SECOND} for r in reports]
 
 
 def test_a_trial_after_another_in_the_same_worker_equals_one_in_a_fresh_worker(

@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy import stats
 
-from trainables import metrics
+from trainables import metrics, vocabulary
 from trainables.config import TrialConfig
 from trainables.data import DataConfig, task_spec
 from trainables.distill import run_trial
 from trainables.losses import LossWeights, distillation_loss
-from trainables.scoring import score
+from trainables.metrics import score
 from trainables.teacher import TeacherConfig, finetune_teacher
 from trainables.tiny import write_sentiment_task, write_tiny_encoder
 
@@ -88,9 +88,10 @@ def test_a_regression_teacher_and_student_learn_the_scores(stsb: tuple[str, Data
     )
     # One label in ten is flipped, so even a perfect model correlates at about 0.76.
     assert last["teacher_pearson"] > 0.7
-    for where in (metrics.EVAL, metrics.TEST, metrics.INIT, metrics.TEACHER):
+    for where in (vocabulary.EVAL, vocabulary.TEST, vocabulary.INIT, vocabulary.TEACHER):
         assert (
-            metrics.scored(where, metrics.PEARSON) in last and metrics.scored(where, metrics.SPEARMAN) in last
+            vocabulary.scored(where, metrics.PEARSON) in last
+            and vocabulary.scored(where, metrics.SPEARMAN) in last
         )
     assert last["eval_pearson"] > 0.7 and last["eval_pearson"] >= first["init_pearson"]
     assert metrics.EVAL_ACCURACY not in last

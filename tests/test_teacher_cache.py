@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from trainables import loop, metrics, teacher_cache
+from trainables import loop, metrics, teacher_cache, vocabulary
 from trainables.config import TrialConfig
 from trainables.data import DataConfig, load_task_data
 from trainables.distill import run_trial
@@ -43,7 +43,12 @@ def test_cached_logits_give_the_same_metrics_as_a_live_teacher(
     live = run_trial(trial(tiny_teacher, tiny_task, alpha_cos=0.0, teacher_cache=False))
     cached = run_trial(trial(tiny_teacher, tiny_task, alpha_cos=0.0, teacher_cache=True))
     for live_epoch, cached_epoch in zip(live, cached, strict=True):
-        for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.EVAL_LOSS, metrics.EVAL_ACCURACY):
+        for key in (
+            vocabulary.TRAIN_LOSS,
+            vocabulary.TRAIN_LOSS_KD,
+            vocabulary.EVAL_LOSS,
+            metrics.EVAL_ACCURACY,
+        ):
             assert cached_epoch[key] == pytest.approx(live_epoch[key], rel=1e-5), key
 
 
@@ -72,7 +77,12 @@ def test_cosine_trials_learn_the_same_from_a_cached_or_a_live_teacher(
     live = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=False))
     cached = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=True))
     for live_epoch, cached_epoch in zip(live, cached, strict=True):
-        for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_KD, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
+        for key in (
+            vocabulary.TRAIN_LOSS,
+            vocabulary.TRAIN_LOSS_KD,
+            vocabulary.TRAIN_LOSS_COS,
+            vocabulary.EVAL_LOSS,
+        ):
             assert cached_epoch[key] == pytest.approx(live_epoch[key], rel=1e-4), key
         assert cached_epoch[metrics.EVAL_ACCURACY] == live_epoch[metrics.EVAL_ACCURACY]
 
@@ -83,7 +93,7 @@ def test_bf16_students_learn_the_same_from_a_cached_or_a_live_teacher(
     """In bf16 the student's own rounding amplifies float noise in the targets a little."""
     live = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=False, precision="bf16"))
     cached = run_trial(trial(tiny_teacher, tiny_task, teacher_cache=True, precision="bf16"))
-    for key in (metrics.TRAIN_LOSS, metrics.TRAIN_LOSS_COS, metrics.EVAL_LOSS):
+    for key in (vocabulary.TRAIN_LOSS, vocabulary.TRAIN_LOSS_COS, vocabulary.EVAL_LOSS):
         assert cached[-1][key] == pytest.approx(live[-1][key], rel=1e-2), key
     assert cached[-1][metrics.EVAL_ACCURACY] == pytest.approx(live[-1][metrics.EVAL_ACCURACY], abs=1 / 256)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
-from trainables import loop, metrics
+from trainables import loop, vocabulary
 from trainables.config import TrialConfig
 from trainables.dropout import use_fast_dropout
 from trainables.layers import check_layers, select_layers
@@ -115,9 +115,9 @@ def _run(setup: Setup, reporter: Reporter) -> list[dict]:
         )
         epoch_metrics = {
             **constants,
-            metrics.EPOCH: epoch + 1,
+            vocabulary.EPOCH: epoch + 1,
             **_train_metrics(train),
-            metrics.LEARNING_RATE: scheduler.get_last_lr()[0],
+            vocabulary.LEARNING_RATE: scheduler.get_last_lr()[0],
         }
         if config.scores_epoch(epoch + 1):
             last = epoch + 1 == config.epochs
@@ -162,13 +162,13 @@ def trial_constants(setup: Setup) -> dict:
     init = config.init_scores or _main_scores(setup, setup.student, setup.dtype)
     teacher = config.teacher_scores or _main_scores(setup, setup.teacher, None)
     return {
-        metrics.STRATEGY: config.strategy,
-        metrics.SEED: config.seed,
-        metrics.TEACHER_LAYERS: ",".join(map(str, setup.layers)),
-        metrics.TEACHER_HASH: setup.kept.teacher_hash,
-        metrics.STUDENT_PARAMS: sum(p.numel() for p in setup.student.parameters()),
-        **{metrics.scored(metrics.INIT, name): value for name, value in init.items()},
-        **{metrics.scored(metrics.TEACHER, name): value for name, value in teacher.items()},
+        vocabulary.STRATEGY: config.strategy,
+        vocabulary.SEED: config.seed,
+        vocabulary.TEACHER_LAYERS: ",".join(map(str, setup.layers)),
+        vocabulary.TEACHER_HASH: setup.kept.teacher_hash,
+        vocabulary.STUDENT_PARAMS: sum(p.numel() for p in setup.student.parameters()),
+        **{vocabulary.scored(vocabulary.INIT, name): value for name, value in init.items()},
+        **{vocabulary.scored(vocabulary.TEACHER, name): value for name, value in teacher.items()},
     }
 
 
@@ -272,9 +272,9 @@ def _teacher_outputs(setup: Setup):
 
 def _train_metrics(train: dict[str, float]) -> dict[str, float]:
     return {
-        metrics.TRAIN_LOSS: train["loss"],
-        metrics.TRAIN_LOSS_CE: train["ce"],
-        metrics.TRAIN_LOSS_KD: train["kd"],
-        metrics.TRAIN_LOSS_COS: train["cos"],
-        metrics.EXAMPLES_PER_SECOND: train["examples_per_second"],
+        vocabulary.TRAIN_LOSS: train["loss"],
+        vocabulary.TRAIN_LOSS_CE: train["ce"],
+        vocabulary.TRAIN_LOSS_KD: train["kd"],
+        vocabulary.TRAIN_LOSS_COS: train["cos"],
+        vocabulary.EXAMPLES_PER_SECOND: train["examples_per_second"],
     }

@@ -18,7 +18,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from trainables import metrics, scoring
+from trainables import metrics, vocabulary
 from trainables.data import TaskData, TaskSpec
 from trainables.settings import Count, Fraction, NonNegative, Positive, settings
 
@@ -239,7 +239,7 @@ def evaluate(
         loss = torch.nn.functional.mse_loss(logits[:, 0], truth.float())
     else:
         loss = torch.nn.functional.cross_entropy(logits, truth)
-    return {"loss": loss.item(), **scoring.score(task.metrics, logits.numpy(), truth.numpy())}
+    return {"loss": loss.item(), **metrics.score(task.metrics, logits.numpy(), truth.numpy())}
 
 
 def _on(loader: DataLoader, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
@@ -263,15 +263,15 @@ def score_splits(
         return evaluate(model, make_loader(rows, tokenizer, batch_size, device), device, task, dtype)
 
     main = score(data.validation)
-    scores = {metrics.EVAL_LOSS: main.pop("loss")}
-    scores |= {metrics.scored(metrics.EVAL, name): value for name, value in main.items()}
-    sets = {metrics.EVAL: data.extra_validation, metrics.SELECTION: {"": data.selection}}
+    scores = {vocabulary.EVAL_LOSS: main.pop("loss")}
+    scores |= {vocabulary.scored(vocabulary.EVAL, name): value for name, value in main.items()}
+    sets = {vocabulary.EVAL: data.extra_validation, vocabulary.SELECTION: {"": data.selection}}
     if with_test:
-        sets[metrics.TEST] = {"": data.test}
+        sets[vocabulary.TEST] = {"": data.test}
     for where, named in sets.items():
         for name, rows in named.items():
             if rows is not None:
                 measured = score(rows)
                 measured.pop("loss")
-                scores |= {metrics.scored(where, metric, name): v for metric, v in measured.items()}
+                scores |= {vocabulary.scored(where, metric, name): v for metric, v in measured.items()}
     return scores

@@ -1,68 +1,108 @@
-"""The one vocabulary of metric names, shared by the trainable, the study, TensorBoard and the analysis.
+"""The task metrics: one registry entry each, with its direction and its scorer (scikit-learn's and
+scipy's formulas). A task names the metrics it is judged by; a reported score is named by
+`trainables.vocabulary.scored`, e.g. `eval_f1`.
 
-A scored metric is named `<where>_<metric>`: `eval_f1` on the primary validation set, `eval_<set>_f1`
-on an extra validation set, `test_f1` on the test set, `selection_f1` on the rows the search selects
-on, `init_f1` of the student before training and `teacher_f1` of the teacher. Which metrics a task
-has is said once, in `trainables.data.GLUE_TASKS`. Importing this module loads nothing else.
+Classification tasks score the arg-max class; a regression task scores the single output. A
+correlation of constant predictions is undefined; it is reported as 0, the value of a model that ranks
+nothing, rather than NaN, so that a student stuck on one output still ranks (last).
+
+Adding a metric is one `register_metric` call here.
 """
 
-# The metrics a task may be judged by (see trainables/scoring.py for their formulas).
-ACCURACY = "accuracy"
-F1 = "f1"
-MATTHEWS = "matthews"
-PEARSON = "pearson"
-SPEARMAN = "spearman"
+from __future__ import annotations
 
-# Where a metric was measured.
-EVAL = "eval"
-TEST = "test"
-SELECTION = "selection"
-INIT = "init"
-TEACHER = "teacher"
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
-EVAL_ACCURACY = f"{EVAL}_{ACCURACY}"
-TEST_ACCURACY = f"{TEST}_{ACCURACY}"
-INIT_ACCURACY = f"{INIT}_{ACCURACY}"
-TEACHER_ACCURACY = f"{TEACHER}_{ACCURACY}"
-# Reported every epoch: the hard-label loss on the primary validation set.
-EVAL_LOSS = "eval_loss"
-# Mean training loss over the epoch: the weighted total and each unweighted term.
-TRAIN_LOSS = "train_loss"
-TRAIN_LOSS_CE = "train_loss_ce"
-TRAIN_LOSS_KD = "train_loss_kd"
-TRAIN_LOSS_COS = "train_loss_cos"
-LEARNING_RATE = "learning_rate"
-EXAMPLES_PER_SECOND = "examples_per_second"
-EPOCH = "epoch"
-# Constant per trial, repeated in every report so that any single row describes its trial.
-STUDENT_PARAMS = "student_params"
-TEACHER_LAYERS = "teacher_layers"
-TEACHER_HASH = "teacher_hash"
-STRATEGY = "strategy"
-SEED = "seed"
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-_MINIMISED = frozenset({EVAL_LOSS, TRAIN_LOSS, TRAIN_LOSS_CE, TRAIN_LOSS_KD, TRAIN_LOSS_COS})
+from trainables.errors import ConfigError
+from trainables.vocabulary import EVAL, INIT, TEACHER, TEST, is_loss, scored
+
+# Scores predictions against the true labels: (labels, predictions) -> score.
+Scorer = Callable[[np.ndarray, np.ndarray], float]
 
 
-def scored(where: str, metric: str, split: str | None = None) -> str:
-    """E.g. scored("eval", "f1") is "eval_f1"; scored("eval", "f1", "matched") is "eval_matched_f1"."""
-    return f"{where}_{split}_{metric}" if split else f"{where}_{metric}"
+@dataclass(frozen=True)
+class Metric:
+    """A task metric. `regression` says which tasks it fits: True regression only, False
+    classification only, None both. `direction` is "max" when higher is better."""
+
+    name: str
+    scorer: Scorer
+    regression: bool | None = False
+    direction: str = "max"
 
 
-def extra_eval_accuracy(name: str) -> str:
-    """Name of the accuracy on an additional validation set, e.g. MNLI's matched split."""
-    return scored(EVAL, ACCURACY, name)
+_METRICS: dict[str, Metric] = {}
 
 
-def every_epoch(task_metrics: tuple[str, ...], extra_sets: list[str], selection: bool) -> list[str]:
-    """The names a trial reports every epoch that can rank it: its scores on the validation sets
-    (and the selection rows), and its losses."""
-    names = [scored(EVAL, metric) for metric in task_metrics] + [EVAL_LOSS]
-    names += [scored(EVAL, metric, name) for name in extra_sets for metric in task_metrics]
-    names += [scored(SELECTION, metric) for metric in task_metrics] if selection else []
-    return names + [TRAIN_LOSS, TRAIN_LOSS_CE, TRAIN_LOSS_KD, TRAIN_LOSS_COS]
+def register_metric(metric: Metric) -> Metric:
+    """Add a metric to the registry (a name may be registered once)."""
+    if metric.name in _METRICS:
+        raise ValueError(f"metric {metric.name!r} is registered already")
+    _METRICS[metric.name] = metric
+    return metric
 
 
-def direction(metric: str) -> str:
-    """ "min" for losses, "max" for everything else: the one rule the Tuner and the ranking share."""
-    return "min" if metric in _MINIMISED or metric.endswith("_loss") else "max"
+def get_metric(name: str) -> Metric:
+    """The registered metric `name`; ConfigError naming the registered ones otherwise."""
+    if name not in _METRICS:
+        raise ConfigError(f"Unknown metric {name!r}. Registered metrics: {', '.join(_METRICS)}.")
+    return _METRICS[name]
+
+
+def metric_names() -> tuple[str, ...]:
+    return tuple(_METRICS)
+
+
+def score(names: tuple[str, ...], outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Each named metric of `outputs` ([examples, labels] logits, or [examples, 1] for regression)."""
+    regression = outputs.shape[-1] == 1
+    predictions = outputs[:, 0] if regression else outputs.argmax(-1)
+    return {name: float(get_metric(name).scorer(labels, predictions)) for name in names}
+
+
+def task_metric(reported: str) -> str | None:
+    """The registered metric a reported score measures, e.g. f1 for eval_f1, eval_matched_f1 and
+    test_f1; None for losses and other measurements."""
+    longest_first = sorted(_METRICS, key=len, reverse=True)
+    return next((name for name in longest_first if reported.endswith(f"_{name}")), None)
+
+
+def direction(reported: str) -> str:
+    """ "min" for losses, else the direction of the metric a score measures ("max" for anything
+    else): the one rule the Tuner and the ranking share."""
+    if is_loss(reported):
+        return "min"
+    measured = task_metric(reported)
+    return _METRICS[measured].direction if measured else "max"
+
+
+def _correlation(formula) -> Scorer:
+    def correlation(labels: np.ndarray, predictions: np.ndarray) -> float:
+        if np.ptp(predictions) == 0 or np.ptp(labels) == 0:
+            return 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            return formula(labels, predictions).statistic
+
+    return correlation
+
+
+ACCURACY = register_metric(Metric("accuracy", accuracy_score)).name
+F1 = register_metric(
+    Metric("f1", lambda labels, predictions: f1_score(labels, predictions, zero_division=0.0))
+).name
+MATTHEWS = register_metric(Metric("matthews", matthews_corrcoef)).name
+PEARSON = register_metric(Metric("pearson", _correlation(stats.pearsonr), regression=True)).name
+SPEARMAN = register_metric(Metric("spearman", _correlation(stats.spearmanr), regression=True)).name
+
+# The accuracy names the command lines default to and the tests use most.
+EVAL_ACCURACY = scored(EVAL, ACCURACY)
+TEST_ACCURACY = scored(TEST, ACCURACY)
+INIT_ACCURACY = scored(INIT, ACCURACY)
+TEACHER_ACCURACY = scored(TEACHER, ACCURACY)

@@ -1,8 +1,10 @@
-"""The words the trainable, the study and the analysis share: stage names, trial statuses, replicate
-settings, the searched hyper-parameters, and every path inside a study folder (`StudyLayout`).
+"""The words the trainable, the study and the analysis share: the names of what a trial reports,
+stage names, trial statuses, replicate settings, the searched hyper-parameters, and every path inside
+a study folder (`StudyLayout`).
 
-Each is defined here once; the other packages import them. Importing this module loads nothing but the
-standard library, so reading results never loads torch or Ray.
+Each is defined here once; the other packages import them. The task metrics themselves (accuracy,
+f1, ...) are the entries of `trainables.metrics`. Importing this module loads nothing but the standard
+library, so reading results never loads torch or Ray.
 """
 
 from __future__ import annotations
@@ -11,6 +13,57 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+# --- what a trial reports -------------------------------------------------------------------------
+# A scored metric is named `<where>_<metric>`: `eval_f1` on the primary validation set, `eval_<set>_f1`
+# on an extra validation set, `test_f1` on the test set (last epoch), `selection_f1` on the rows the
+# search selects on, `init_f1` of the student before training and `teacher_f1` of the teacher.
+EVAL = "eval"
+TEST = "test"
+SELECTION = "selection"
+INIT = "init"
+TEACHER = "teacher"
+
+# Reported every epoch: the hard-label loss on the primary validation set.
+EVAL_LOSS = "eval_loss"
+# Mean training loss over the epoch: the weighted total and each unweighted term.
+TRAIN_LOSS = "train_loss"
+TRAIN_LOSS_CE = "train_loss_ce"
+TRAIN_LOSS_KD = "train_loss_kd"
+TRAIN_LOSS_COS = "train_loss_cos"
+LEARNING_RATE = "learning_rate"
+EXAMPLES_PER_SECOND = "examples_per_second"
+EPOCH = "epoch"
+# Constant per trial, repeated in every report so that any single row describes its trial.
+STUDENT_PARAMS = "student_params"
+TEACHER_LAYERS = "teacher_layers"
+TEACHER_HASH = "teacher_hash"
+STRATEGY = "strategy"
+SEED = "seed"
+
+LOSSES = (EVAL_LOSS, TRAIN_LOSS, TRAIN_LOSS_CE, TRAIN_LOSS_KD, TRAIN_LOSS_COS)
+
+
+def scored(where: str, metric: str, split: str | None = None) -> str:
+    """E.g. scored("eval", "f1") is "eval_f1"; scored("eval", "f1", "matched") is "eval_matched_f1"."""
+    return f"{where}_{split}_{metric}" if split else f"{where}_{metric}"
+
+
+def is_loss(name: str) -> bool:
+    """Whether a reported name is a loss (lower is better)."""
+    return name in LOSSES or name.endswith("_loss")
+
+
+def every_epoch(task_metrics: tuple[str, ...], extra_sets: list[str], selection: bool) -> list[str]:
+    """The names a trial reports every epoch that can rank it: its scores on the validation sets
+    (and the selection rows), and its losses."""
+    names = [scored(EVAL, metric) for metric in task_metrics] + [EVAL_LOSS]
+    names += [scored(EVAL, metric, name) for name in extra_sets for metric in task_metrics]
+    names += [scored(SELECTION, metric) for metric in task_metrics] if selection else []
+    return names + [TRAIN_LOSS, TRAIN_LOSS_CE, TRAIN_LOSS_KD, TRAIN_LOSS_COS]
+
+
+# --- the study's words -----------------------------------------------------------------------------
 
 
 class Word(str, Enum):

@@ -29,9 +29,8 @@ from sweep.config.teacher import TeacherStage
 from trainables.config import TrialConfig, TrialSettings
 from trainables.data import DataConfig, is_file_source, task_spec
 from trainables.errors import ConfigError
-from trainables.metrics import EVAL, SELECTION, scored
 from trainables.settings import Count, Text, Whole, build, settings
-from trainables.vocabulary import TRIAL_STAGES, StudyLayout
+from trainables.vocabulary import EVAL, SELECTION, TRIAL_STAGES, StudyLayout, scored
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -8,7 +8,7 @@ from trainables.data import is_file_source, load_rows, subset, task_spec
 from trainables.errors import ConfigError
 from trainables.hub import require_hub
 from trainables.layers import is_data_driven
-from trainables.metrics import every_epoch
+from trainables.vocabulary import every_epoch
 
 HUB_TEST_SPLITS = ("test", "test_matched", "test_mismatched")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from trainables import loop, metrics
+from trainables import loop, vocabulary
 from trainables.data import DataConfig, load_split
 from trainables.reporting import load_state
 from trainables.student import build_student
@@ -33,7 +33,7 @@ def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: 
     teacher, tokenizer, _ = load_teacher(teacher_path, config["data"]["task"], config["trust_remote_code"])
     with trial.checkpoint.as_directory() as directory:
         state = load_state(Path(directory))
-    text = state["constants"][metrics.TEACHER_LAYERS]
+    text = state["constants"][vocabulary.TEACHER_LAYERS]
     layers = [int(layer) for layer in text.split(",")] if text else []
     student = build_student(teacher, layers, num_layers=config["student_layers"])
     student.load_state_dict(state["student"])
@@ -48,7 +48,7 @@ def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: 
         "seed": config["seed"],
         metric: trial.last_result.get(metric),
         "teacher": teacher_path,
-        "teacher_hash": state["constants"].get(metrics.TEACHER_HASH),
+        "teacher_hash": state["constants"].get(vocabulary.TEACHER_HASH),
         "hyperparameters": {k: config[k] for k in SEARCHED},
     }
     (out_dir / STUDENT_INFO).write_text(json.dumps(info, indent=2))

@@ -27,8 +27,7 @@ from ray.util.queue import Queue
 from tqdm import tqdm
 
 from analysis.results import error_line
-from trainables.metrics import EPOCH, TEACHER_LAYERS
-from trainables.vocabulary import ENDED
+from trainables.vocabulary import ENDED, EPOCH, TEACHER_LAYERS
 
 # The loggers whose messages are the study's console lines.
 MESSAGE_LOGGERS = ("sweep", "trainables", "analysis")

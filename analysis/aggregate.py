@@ -28,8 +28,17 @@ from analysis.names import (
     TUNED_SETTING,
 )
 from analysis.results import InputError
-from trainables.metrics import task_metric
-from trainables.vocabulary import INIT, SEED, STRATEGY, STUDENT_PARAMS, TEACHER, TEACHER_LAYERS, scored
+from trainables.metrics import collapse_of, task_metric
+from trainables.vocabulary import (
+    INIT,
+    SEED,
+    STRATEGY,
+    STUDENT_PARAMS,
+    TEACHER,
+    TEACHER_LAYERS,
+    baseline_of,
+    scored,
+)
 
 BLOCK = "block"
 CONFIG = "config"
@@ -154,20 +163,44 @@ def mean_over_configs_sample(values: pd.DataFrame) -> Sample:
 
 def strategy_facts(rows: pd.DataFrame, trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """What each strategy is: its teacher layers (from any of its `trials`, so that a strategy
-    whose trials all failed still shows them), and the teacher's and the untrained student's
-    score on the metric ranked by (teacher_score, init_score) and the student size, over the
-    trials ranked (`rows`)."""
+    whose trials all failed still shows them), and over the trials ranked (`rows`): the teacher's
+    and the untrained student's score on the metric ranked by (teacher_score, init_score), the
+    metric's baseline (baseline_score: a constant predictor's score on the same split), how many
+    of its trials collapsed to one prediction on that split (n_collapsed) and in which blocks
+    (collapsed), and the student size. Results that do not report baselines or collapse flags
+    (older ones) leave those empty."""
     strategies = pd.Index(sorted(trials[STRATEGY].unique()), name=STRATEGY)
     facts = pd.DataFrame(index=strategies)
     facts[TEACHER_LAYERS] = trials.groupby(STRATEGY)[TEACHER_LAYERS].agg(_layers)
     groups = rows.groupby(STRATEGY)
     measured = task_metric(metric)
-    for fact, where in (("teacher_score", TEACHER), ("init_score", INIT)):
-        column = scored(where, measured) if measured else None
+    columns = {
+        "teacher_score": scored(TEACHER, measured) if measured else None,
+        "init_score": scored(INIT, measured) if measured else None,
+        "baseline_score": baseline_of(metric),
+    }
+    for fact, column in columns.items():
         facts[fact] = groups[column].mean() if column and column in rows else float("nan")
+    flags = collapse_flags(rows, metric)
+    facts["n_collapsed"] = flags.groupby(rows[STRATEGY]).sum(min_count=1).reindex(strategies).astype("Int64")
+    hit = rows[flags.fillna(False).astype(bool)]
+    listed = hit[BLOCK].astype(str).groupby(hit[STRATEGY]).agg("; ".join) if BLOCK in hit else None
+    facts["collapsed"] = (listed if listed is not None else pd.Series(dtype=str)).reindex(strategies)
+    facts["collapsed"] = facts["collapsed"].fillna("")
     sizes = groups[STUDENT_PARAMS].median() if STUDENT_PARAMS in rows else pd.Series(dtype=float)
     facts[STUDENT_PARAMS] = sizes.reindex(strategies).round().astype("Int64")
     return facts
+
+
+def collapse_flags(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """Per trial, whether its predictions on the ranked split collapsed (`trainables.metrics.collapsed`),
+    read from the flag reported beside the metric (eval_collapsed for eval_f1); NA where a trial does
+    not say (no flag reported, or a metric that is no task metric's score)."""
+    column = collapse_of(metric)
+    if column is None or column not in rows:
+        return pd.Series(pd.NA, index=rows.index, dtype="boolean")
+    truth = {True: True, False: False, "True": True, "False": False}  # 1 and 0 (1.0, 0.0) too: equal keys
+    return rows[column].map(lambda value: truth.get(value, pd.NA)).astype("boolean")
 
 
 def _layers(values: pd.Series) -> str:

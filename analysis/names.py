@@ -27,6 +27,11 @@ STAGES = (SEARCH, REPLICATE)
 # The hyper-parameters a search samples: what tells one search configuration from another.
 HYPERPARAMETERS = tuple(CONFIG_PREFIX + key for key in SEARCHED)
 
+# The task a trial ran: `config/data/task` is a registered task's name; a task declared in the study's
+# YAML is a mapping, whose name is `config/data/task/name`.
+TASK = CONFIG_PREFIX + "data/task"
+DECLARED_TASK = TASK + "/name"
+
 # `config/setting` says which setting a replicate trial ran at: the search's best, or the fixed one.
 SETTING = CONFIG_PREFIX + "setting"
 TUNED = "tuned"

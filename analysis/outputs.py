@@ -16,9 +16,9 @@ import pandas as pd
 from analysis.curves import last_epoch_sentence
 from analysis.plots import plot_history, plot_metric
 from analysis.report import Section, write_report
-from analysis.results import InputError, history_path, write_trials_csv
+from analysis.results import InputError, history_path, task_names, write_trials_csv
 from trainables.metrics import task_metric
-from trainables.vocabulary import STRATEGY, TEACHER, scored
+from trainables.vocabulary import STRATEGY, TEACHER, baseline_of, scored
 
 if TYPE_CHECKING:
     from analysis.rank import Ranked, Study
@@ -104,16 +104,25 @@ def _plots(study: Study, ranked: Ranked, plot_path: Path) -> list[Path]:
 def _facts(study: Study) -> list[str]:
     value = "last reported value" if study.reduce == "last" else f"{study.reduce} over epochs"
     better = "higher" if study.mode == "max" else "lower"
+    tasks = task_names(study.results.trials)
     facts = [
         f"Source: `{study.results.source}` ({len(study.results.trials)} trials)",
+        *([f"Task: {', '.join(tasks)}"] if tasks else []),
         f"Stage: {study.stage}",
         f"Metric: `{study.metric}`, each trial's {value}; {better} is better",
     ]
+    trials = study.results.trials
     measured = task_metric(study.metric)
     column = scored(TEACHER, measured) if measured else ""
-    if column in study.results.trials:
-        teacher = study.results.trials[column].dropna().unique()
+    if column in trials:
+        teacher = trials[column].dropna().unique()
         facts.append(f"Teacher {measured} on the validation set: {', '.join(f'{t:.4g}' for t in teacher)}")
+    if baseline_of(study.metric) in trials:
+        baseline = trials[baseline_of(study.metric)].dropna().unique()
+        facts.append(
+            f"Baseline `{study.metric}`: {', '.join(f'{b:.4g}' for b in baseline)}, the score of a constant "
+            "predictor (the training set's most common class, or its mean for regression)"
+        )
     if study.budget is not None:
         facts.append(
             "Search-stage rankings compare full-budget trials only "

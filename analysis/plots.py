@@ -20,7 +20,9 @@ _JITTER = 0.08
 
 
 def plot_metric(ranking: Ranking, metric: str, path: Path, title: str = "") -> None:
-    """Every seed as a point, with each strategy's mean and 95% CI, best strategy leftmost."""
+    """Every seed as a point, with each strategy's mean and 95% CI, best strategy leftmost; the baseline
+    (a constant predictor's score) as a dashed line, and how many seeds collapsed beside a strategy's
+    name, where the ranking says."""
     table = ranking.table[ranking.table["n"] > 0]
     figure = Figure(figsize=(max(5.5, 1.1 * len(table) + 1.5), 4.0), layout="constrained")
     axes = figure.add_subplot()
@@ -37,11 +39,26 @@ def plot_metric(ranking: Ranking, metric: str, path: Path, title: str = "") -> N
             capsize=5,
             zorder=3,
         )
-    axes.set_xticks(range(len(table)), table["strategy"], rotation=30, ha="right")
+    baselines = table["baseline_score"].dropna().unique() if "baseline_score" in table else []
+    for baseline in baselines:
+        axes.axhline(baseline, color="C3", linestyle="--", linewidth=1, zorder=1)
+    if len(baselines):
+        shown = ", ".join(f"{baseline:.4g}" for baseline in baselines)
+        axes.plot([], [], color="C3", linestyle="--", label=f"baseline (a constant predictor): {shown}")
+        axes.legend(fontsize="small", loc="best")
+    axes.set_xticks(range(len(table)), [_tick(row) for _, row in table.iterrows()], rotation=30, ha="right")
     axes.set_ylabel(metric)
     axes.set_title(title or f"{metric}: seeds (grey), mean and 95% bootstrap CI (blue)")
     axes.grid(axis="y", alpha=0.3)
     _save(figure, path)
+
+
+def _tick(row: pd.Series) -> str:
+    """A strategy's name, with how many of its seeds collapsed to one prediction where any did."""
+    collapsed = row.get("n_collapsed")
+    if collapsed is None or pd.isna(collapsed) or collapsed == 0:
+        return str(row["strategy"])
+    return f"{row['strategy']} ({collapsed}/{row['n']} collapsed)"
 
 
 def _error_bar(mean: float, low: float, high: float) -> list[list[float]] | None:

@@ -32,8 +32,23 @@ import pandas as pd
 from analysis.aggregate import Sample, exclusions, samples, strategy_facts, trial_notes
 from analysis.names import BEST_CONFIG, SEARCH, STAGES, TUNED_SETTING
 from analysis.outputs import write_outputs
-from analysis.report import console_table, power_sentence, significance_sentence
-from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
+from analysis.pairwise import TIE_DECIMALS
+from analysis.report import (
+    baseline_sentence,
+    collapse_sentence,
+    console_table,
+    power_sentence,
+    significance_sentence,
+)
+from analysis.results import (
+    InputError,
+    Results,
+    load_results,
+    merge_results,
+    only_strategies,
+    resolve_input,
+    task_names,
+)
 from analysis.stats import Ranking, rank_strategies
 from analysis.values import REDUCTIONS, full_budget, trial_values
 from trainables.metrics import EVAL_ACCURACY, direction, task_metric
@@ -46,6 +61,8 @@ COLUMNS = [
     "teacher_layers",  # 1-based teacher layers copied into the student; empty for scratch
     "n",  # observations ranked (seeds; configuration/seed pairs for mean_over_configs)
     "n_excluded",  # failed, unfinished, metric-less or stopped-early trials left out
+    "n_collapsed",  # ranked trials whose predictions on the ranked split were all one class (or a
+    # near-constant score; see trainables.metrics.collapsed); empty where the trials do not say
     "mean",
     "std",  # ddof 1
     "median",
@@ -56,8 +73,12 @@ COLUMNS = [
     "p_uncorrected",
     "tied_with_best",  # p_vs_best > 0.05 (True for the best); empty where the test cannot decide
     "test",  # wilcoxon (paired over the seeds both have) or mannwhitneyu (too few shared seeds)
+    "retention_above_baseline",  # (mean - baseline_score) / (teacher_score - baseline_score): the share
+    # of the teacher's gain over a constant predictor that the student keeps; eval_<metric> only
     "retention",  # mean / teacher_score, for eval_<metric> only (empty for other metrics)
     "teacher_score",  # teacher_<metric>: the teacher's score on the validation set
+    "baseline_score",  # baseline_<metric>: a constant predictor's score (the training set's most
+    # common class, or its mean) on the ranked split; empty where the trials do not report it
     "init_score",  # init_<metric>: mean score of the student before training
     "student_params",
     "aggregation",  # mean_over_seeds; tuned_setting / fixed_setting; best_config / mean_over_configs
@@ -65,6 +86,7 @@ COLUMNS = [
     "config",  # the configuration ranked, for best_config
     "metric",
     "excluded",  # "seed 2: failed: RuntimeError: ..."; one entry per excluded trial
+    "collapsed",  # the blocks (seeds) of the collapsed trials, e.g. "0; 3"
 ]
 
 
@@ -121,7 +143,7 @@ def rank_results(
     ranked = []
     for sample in samples(values, stage, mode):
         ranking = rank_strategies(sample.rows, mode, strategies, sample.block_name)
-        table = _full_table(ranking, sample, values, metric)
+        table = _full_table(ranking, sample, values, metric, mode)
         ranked.append(Ranked(sample, replace(ranking, table=table)))
     notes += selection_notes(results, ranked)
     return Study(results, stage, metric, mode, reduce, ranked, notes, budget)
@@ -143,7 +165,9 @@ def selection_notes(results: Results, ranked: list[Ranked]) -> list[str]:
     ]
 
 
-def _full_table(ranking: Ranking, sample: Sample, values: pd.DataFrame, metric: str) -> pd.DataFrame:
+def _full_table(
+    ranking: Ranking, sample: Sample, values: pd.DataFrame, metric: str, mode: str
+) -> pd.DataFrame:
     """The statistics joined with what each strategy is and what was excluded."""
     strategies = sorted(values[STRATEGY].unique())
     table = ranking.table.join(strategy_facts(sample.rows, values, metric), on=STRATEGY)
@@ -152,11 +176,22 @@ def _full_table(ranking: Ranking, sample: Sample, values: pd.DataFrame, metric: 
     measured = task_metric(metric)
     primary = measured is not None and metric == scored(EVAL, measured)
     table["retention"] = table["mean"] / table["teacher_score"] if primary else np.nan
+    above = retention_above(table["mean"], table["teacher_score"], table["baseline_score"], mode)
+    table["retention_above_baseline"] = above if primary else np.nan
     table["aggregation"] = sample.aggregation
     table["setting"] = sample.setting
     table["config"] = [sample.configs.get(strategy, "") for strategy in table[STRATEGY]]
     table["metric"] = metric
     return table[COLUMNS]
+
+
+def retention_above(mean: pd.Series, teacher: pd.Series, baseline: pd.Series, mode: str = "max") -> pd.Series:
+    """(mean - baseline) / (teacher - baseline): 1 for a student as good as its teacher, 0 for one no
+    better than the constant predictor, below 0 for a worse one; NaN where the teacher is no better
+    than the baseline (in the direction `mode`), or either is unknown. Rounded to TIE_DECIMALS, so that
+    a student at the baseline keeps 0, not the rounding error of a mean."""
+    better = teacher > baseline if mode == "max" else teacher < baseline
+    return ((mean - baseline) / (teacher - baseline).where(better)).round(TIE_DECIMALS) + 0.0
 
 
 def top_strategy(study: Study) -> str | None:
@@ -281,10 +316,19 @@ def warnings_on_stderr() -> Iterator[None]:
 
 
 def _print_summary(study: Study, written: list[Path]) -> None:
+    tasks = task_names(study.results.trials)
+    if tasks:
+        print(f"Task: {', '.join(tasks)}")
     print(console_table(study))
     for ranked in study.ranked:
         print(f"\n{study.heading(ranked)}:")
-        for sentence in (significance_sentence(ranked.ranking), power_sentence(ranked.ranking)):
+        ranking = ranked.ranking
+        for sentence in (
+            baseline_sentence(ranking),
+            significance_sentence(ranking),
+            collapse_sentence(ranking),
+            power_sentence(ranking),
+        ):
             print(f"  {sentence}" if sentence else "", end="\n" if sentence else "")
         for note in ranked.ranking.notes:
             print(f"  - {note}")

@@ -1,5 +1,6 @@
-"""Reports of one or more rankings: in Markdown (a significance sentence, the power estimate, the
-table, the plots) and as a compact table for the terminal."""
+"""Reports of one or more rankings: in Markdown (how much of the teacher's gain over a constant
+predictor each strategy keeps, the significance sentence, which strategies collapsed to one
+prediction, the power estimate, the table, the plots) and as a compact table for the terminal."""
 
 from __future__ import annotations
 
@@ -32,12 +33,17 @@ _COLUMNS = {
     "mean_rank": "mean rank",
     "p_vs_best": "p vs best",
     "tied_with_best": "tied with best",
+    "n_collapsed": "collapsed",
+    "retention_above_baseline": "retention above baseline",
     "retention": "retention",
     "teacher_score": "teacher",
+    "baseline_score": "baseline",
     "init_score": "init",
     "student_params": "student params",
     "n_excluded": "excluded",
 }
+# Columns that results without baselines or collapse flags (older studies) leave empty: not shown then.
+_OPTIONAL = ("n_collapsed", "retention_above_baseline", "baseline_score")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,60 @@ class Section:
     ranking: Ranking
     plots: Sequence[Path] = field(default_factory=tuple)
     curves: str = ""
+
+
+def baseline_sentence(ranking: Ranking) -> str:
+    """E.g. "Above the baseline (a constant predictor: 0.812; the teacher: 0.832), odd keeps 15% of the
+    teacher's gain, even 5%, bottom 0% and scratch 0% (retention above baseline)." in ranking order;
+    "" where the ranking has no retention above baseline."""
+    table = ranking.table[ranking.table["n"] > 0]
+    if "retention_above_baseline" not in table or table["retention_above_baseline"].isna().all():
+        return ""
+    shown = table[table["retention_above_baseline"].notna()]
+    baseline = ", ".join(f"{value:.4g}" for value in shown["baseline_score"].unique())
+    teacher = ", ".join(f"{value:.4g}" for value in shown["teacher_score"].unique())
+    kept = [f"{row.strategy} {round(100 * row.retention_above_baseline)}%" for row in shown.itertuples()]
+    kept[0] = kept[0].replace(" ", " keeps ", 1) + " of the teacher's gain"
+    return (
+        f"Above the baseline (a constant predictor: {baseline}; the teacher: {teacher}), {listed(kept)} "
+        f"(retention above baseline)."
+    )
+
+
+def collapse_sentence(ranking: Ranking) -> str:
+    """Which strategies learnt nothing (every trial's predictions collapsed to one class, or a
+    near-constant score, on the ranked split), and which had some trials collapse, naming them; a
+    strategy that learnt nothing is said to, even where the table calls it tied with the best. ""
+    where no trial collapsed or the trials do not say."""
+    table = ranking.table
+    if "n_collapsed" not in table:
+        return ""
+    hit = table[(table["n"] > 0) & (table["n_collapsed"].fillna(0) > 0)]
+    if hit.empty:
+        return ""
+    block, parts = ranking.block_name, []
+    nothing = hit[hit["n_collapsed"] >= hit["n"]]
+    if len(nothing):
+        names = nothing["strategy"].tolist()
+        counts = ", ".join(f"{row.strategy} {row.n_collapsed} of {row.n}" for row in nothing.itertuples())
+        one = len(names) == 1
+        sentence = (
+            f"{listed(names)} learnt nothing: every one of {'its' if one else 'their'} students predicted "
+            f"one class (or a near-constant score) for every row of the ranked split ({counts} collapsed), "
+            f"so {'it scores' if one else 'they score'} what a constant prediction scores"
+        )
+        tied = nothing.loc[nothing["tied_with_best"].eq(True).fillna(False), "strategy"].tolist()
+        if tied:
+            sentence += (
+                f"; that {listed(tied)} {_be(tied)} tied with the best means only that the best is not "
+                f"significantly better than a student that learnt nothing"
+            )
+        parts.append(sentence + ".")
+    some = hit[hit["n_collapsed"] < hit["n"]]
+    if len(some):
+        named = [f"{r.strategy} {r.n_collapsed} of {r.n} ({block}: {r.collapsed})" for r in some.itertuples()]
+        parts.append(f"Collapsed to one prediction on the ranked split: {'; '.join(named)}.")
+    return " ".join(parts)
 
 
 def significance_sentence(ranking: Ranking) -> str:
@@ -176,6 +236,7 @@ def markdown_table(table: pd.DataFrame) -> str:
     shown = table.assign(ci=[_interval(row) for _, row in table.iterrows()])
     if "config" in shown and not shown["config"].astype(bool).any():
         shown = shown.drop(columns="config")  # only the search stage's best_config has one
+    shown = shown.drop(columns=[c for c in _OPTIONAL if c in shown and shown[c].isna().all()])
     shown = shown[[column for column in _COLUMNS if column in shown]]
     lines = [
         "| " + " | ".join(_COLUMNS[column] for column in shown) + " |",
@@ -207,9 +268,15 @@ def write_report(
     lines = [f"# {title}", ""]
     lines += [f"- {fact}" for fact in facts] + [""]
     for section in sections:
-        lines += [f"## {section.heading}", "", significance_sentence(section.ranking), ""]
-        power = power_sentence(section.ranking)
-        lines += [power, ""] if power else []
+        lines += [f"## {section.heading}", ""]
+        ranking = section.ranking
+        for sentence in (
+            baseline_sentence(ranking),
+            significance_sentence(ranking),
+            collapse_sentence(ranking),
+            power_sentence(ranking),
+        ):
+            lines += [sentence, ""] if sentence else []
         lines += [markdown_table(section.ranking.table), ""]
         for plot in section.plots:
             lines += [f"![{plot.stem}]({os.path.relpath(plot, path.parent)})", ""]
@@ -225,16 +292,19 @@ def console_table(study: Study) -> str:
     (the significance sentence and the power estimate are in report.md)."""
     blocks = []
     for ranked in study.ranked:
-        rows = [_console_row(row) for _, row in ranked.ranking.table.iterrows()]
-        lines = [
-            f"{study.heading(ranked)} ({study.metric}): rank, strategy, layers, mean ± 95% CI, tied with best"
-        ]
+        table = ranked.ranking.table
+        flagged = "n_collapsed" in table and table["n_collapsed"].notna().any()
+        rows = [_console_row(row, flagged) for _, row in table.iterrows()]
+        baselines = table["baseline_score"].dropna().unique() if "baseline_score" in table else []
+        against = f", baseline {', '.join(f'{b:.4f}' for b in baselines)}" if len(baselines) else ""
+        columns = "rank, strategy, layers, mean ± 95% CI, tied with best" + (", collapsed" if flagged else "")
+        lines = [f"{study.heading(ranked)} ({study.metric}{against}): {columns}"]
         lines += _aligned(rows)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
-def _console_row(row: pd.Series) -> list[str]:
+def _console_row(row: pd.Series, flagged: bool = False) -> list[str]:
     rank = "" if pd.isna(row["rank"]) else str(int(row["rank"]))
     layers = (
         row["teacher_layers"] if isinstance(row["teacher_layers"], str) and row["teacher_layers"] else "-"
@@ -247,7 +317,12 @@ def _console_row(row: pd.Series) -> list[str]:
         verdict = "-" if pd.isna(row["p_vs_best"]) else "undecided"
     else:
         verdict = "yes" if tied else "no"
-    return [rank, row["strategy"], layers, mean, verdict]
+    if not flagged:
+        return [rank, row["strategy"], layers, mean, verdict]
+    collapsed = "" if pd.isna(row["n_collapsed"]) else f"{row['n_collapsed']}/{row['n']}"
+    if collapsed and row["n"] > 0 and row["n_collapsed"] >= row["n"]:
+        collapsed += " (learnt nothing)"
+    return [rank, row["strategy"], layers, mean, verdict, collapsed]
 
 
 def _aligned(rows: list[list[str]]) -> list[str]:

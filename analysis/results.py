@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.names import (
     CONFIG_PREFIX,
+    DECLARED_TASK,
     EPOCHS,
     ERROR,
     FAILED,
@@ -24,6 +25,7 @@ from analysis.names import (
     REPLICATE,
     STAGES,
     STATUS,
+    TASK,
     TERMINATED,
     TRAINING_ITERATION,
     TRIAL_ID,
@@ -155,6 +157,16 @@ def only_strategies(results: Results, strategies: Sequence[str]) -> Results:
     if TRIAL_ID in history:
         history = history[history[TRIAL_ID].isin(trials[TRIAL_ID])].reset_index(drop=True)
     return Results(trials, history, results.source, results.notes)
+
+
+def task_names(trials: pd.DataFrame) -> list[str]:
+    """The names of the tasks the trials ran (a declared task's by its own name), in order of first
+    appearance; empty where the trials do not say."""
+    names = pd.Series(pd.NA, index=trials.index, dtype=object)
+    for column in (DECLARED_TASK, TASK):
+        if column in trials:
+            names = names.fillna(trials[column])
+    return [str(name) for name in names.dropna().unique()]
 
 
 def teacher_notes(parts: list[Results]) -> list[str]:

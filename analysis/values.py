@@ -17,6 +17,7 @@ from analysis.names import (
     TRIAL_ID,
 )
 from analysis.results import NO_ERROR_TEXT, InputError, Results
+from trainables.vocabulary import describes_a_score
 
 REDUCTIONS = ("last", "max", "min")
 _NOT_FINISHED = {
@@ -27,12 +28,14 @@ _NOT_FINISHED = {
 
 
 def available_metrics(trials: pd.DataFrame) -> list[str]:
-    """Numeric per-trial columns that measure something, i.e. what can be ranked by."""
+    """Numeric per-trial columns that measure something, i.e. what can be ranked by (not a score's
+    baseline or collapse flag, which say something about a score)."""
     return sorted(
         column
         for column in trials
         if column not in NOT_METRICS
         and column not in RAY_BOOKKEEPING
+        and not describes_a_score(column)
         and not column.startswith(CONFIG_PREFIX)
         and pd.api.types.is_numeric_dtype(trials[column])
         and trials[column].notna().any()

@@ -1,5 +1,6 @@
 """The ranking pipeline and CLI on per-trial CSVs: outputs, exclusions, stages, bad input."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +315,99 @@ def test_input_resolution_picks_the_stage_folder(tmp_path):
         resolve_input(study, None)
     with pytest.raises(InputError, match="does not exist"):
         resolve_input(tmp_path / "nowhere", None)
+
+
+# MRPC as a new user met it: the teacher at 0.832 F1, the majority-class floor at 0.812; bottom and
+# scratch predict "equivalent" for every pair on every seed, odd learns a little, even collapses once.
+FLOOR, TEACHER_F1 = 0.812, 0.832
+ODD_F1 = FLOOR + np.array([0.006, -0.002, 0.004, 0.005, -0.001, 0.003, 0.004, 0.002])
+EVEN_F1 = FLOOR + np.array([0.0, 0.002, -0.004, 0.001, 0.003, -0.002, 0.001, 0.002])
+
+
+def floor_rows() -> list[dict[str, object]]:
+    """Per-trial rows as the trials report them: eval_f1, its collapse flag and its baseline."""
+    values = {"odd": ODD_F1, "even": EVEN_F1, "bottom": np.full(8, FLOOR), "scratch": np.full(8, FLOOR)}
+    rows = []
+    for strategy, scores in values.items():
+        for seed, value in enumerate(scores):
+            collapsed = strategy in ("bottom", "scratch") or (strategy == "even" and seed == 0)
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "seed": seed,
+                    "eval_f1": value,
+                    "eval_collapsed": collapsed,
+                    "teacher_f1": TEACHER_F1,
+                    "baseline_eval_f1": FLOOR,
+                    "config/data/task/name": "paraphrase",
+                }
+            )
+    return rows
+
+
+def test_students_at_the_floor_are_flagged_and_keep_none_of_the_teachers_gain(tmp_path, capsys):
+    source = write_csv(tmp_path / "trials.csv", floor_rows())
+    out, report = tmp_path / "ranking.csv", tmp_path / "report.md"
+    assert main([str(source), "--metric", "eval_f1", "--out", str(out), "--report", str(report)]) == 0
+    table = pd.read_csv(out, keep_default_na=False, na_values=[""]).set_index("strategy")
+
+    assert table.index.tolist() == ["odd", "even", "bottom", "scratch"]
+    assert table["baseline_score"].to_numpy() == pytest.approx([FLOOR] * 4)
+    assert table.loc["odd", "retention_above_baseline"] == pytest.approx((ODD_F1.mean() - FLOOR) / 0.02)
+    assert table.loc["even", "retention_above_baseline"] == pytest.approx((EVEN_F1.mean() - FLOOR) / 0.02)
+    assert table.loc[["bottom", "scratch"], "retention_above_baseline"].abs().max() < 1e-9
+    assert table.loc["bottom", "retention"] == pytest.approx(FLOOR / TEACHER_F1)  # 0.976: looks fine
+    assert table["n_collapsed"].to_dict() == {"odd": 0, "even": 1, "bottom": 8, "scratch": 8}
+    assert table["collapsed"].fillna("").to_dict() == {
+        "odd": "",
+        "even": "0",
+        "bottom": "0; 1; 2; 3; 4; 5; 6; 7",
+        "scratch": "0; 1; 2; 3; 4; 5; 6; 7",
+    }
+    # Against odd, bottom and scratch are not significantly worse: odd is below the floor on 2 of 8 seeds.
+    assert table.loc[["bottom", "scratch"], "tied_with_best"].tolist() == [True, True]
+
+    text = report.read_text()
+    lead = text.split("## replicate stage, mean over seeds\n\n", 1)[1].splitlines()[0]
+    kept = (ODD_F1.mean() - FLOOR) / 0.02
+    assert lead == (
+        f"Above the baseline (a constant predictor: 0.812; the teacher: 0.832), odd keeps {kept:.0%} of the "
+        f"teacher's gain, even {(EVEN_F1.mean() - FLOOR) / 0.02:.0%}, bottom 0% and scratch 0% (retention "
+        "above baseline)."
+    )
+    assert (
+        "bottom and scratch learnt nothing: every one of their students predicted one class (or a "
+        "near-constant score) for every row of the ranked split (bottom 8 of 8, scratch 8 of 8 collapsed)"
+    ) in text
+    assert (
+        "that bottom and scratch are tied with the best means only that the best is not significantly" in text
+    )
+    assert "Collapsed to one prediction on the ranked split: even 1 of 8 (seed: 0)." in text
+    assert "- Task: paraphrase\n" in text and "- Baseline `eval_f1`: 0.812, the score of a constant" in text
+    assert "| retention above baseline | retention |" in text
+
+    printed = capsys.readouterr().out
+    assert printed.startswith("Task: paraphrase\n")
+    assert (
+        "(eval_f1, baseline 0.8120): rank, strategy, layers, mean ± 95% CI, tied with best, collapsed"
+        in printed
+    )
+    assert re.search(r"scratch +- +0\.8120 ± 0\.0000 +yes +8/8 \(learnt nothing\)", printed)
+
+
+def test_results_without_baselines_or_collapse_flags_leave_those_columns_empty(tmp_path):
+    """Published studies predate both: their rankings reproduce, with the new columns empty."""
+    source = write_csv(tmp_path / "t.csv", replicate_rows())
+    assert main([str(source), "--out", str(tmp_path / "r.csv"), "--report", str(tmp_path / "r.md")]) == 0
+    table = pd.read_csv(tmp_path / "r.csv")
+    for column in ("n_collapsed", "retention_above_baseline", "baseline_score", "collapsed"):
+        assert table[column].isna().all(), column
+    text = (tmp_path / "r.md").read_text().split("\n", 3)[3]  # after the title and the source line
+    assert "baseline" not in text and "collapsed" not in text and "learnt nothing" not in text
+
+
+def test_a_baseline_or_collapse_flag_is_never_offered_as_a_metric(tmp_path, capsys):
+    source = write_csv(tmp_path / "trials.csv", floor_rows())
+    assert main([str(source), "--metric", "eval_accuracy", "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "Available metrics: eval_f1, teacher_f1." in err

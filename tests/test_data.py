@@ -17,7 +17,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 
 def test_unknown_task(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="Unknown task 'mnli2'. Supported GLUE tasks: mnli, rte"):
+    with pytest.raises(ConfigError, match="Unknown task .mnli2.. Registered tasks: mnli, rte"):
         DataConfig(task="mnli2").validate()
 
 

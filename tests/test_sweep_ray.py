@@ -439,7 +439,11 @@ def test_smoke_study_on_a_two_node_cluster(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("task", "metrics"),
-    [("cola", ("matthews", "accuracy")), ("stsb", ("pearson", "spearman")), ("mrpc", ("f1", "accuracy"))],
+    [
+        ("cola", ("matthews", "accuracy")),
+        ("stsb", ("pearson", "spearman", "glue_score")),
+        ("mrpc", ("f1", "accuracy", "glue_score")),
+    ],
 )
 def test_each_task_is_ranked_by_its_own_metric(task: str, metrics: tuple[str, ...], tmp_path: Path) -> None:
     """A CoLA-, STS-B- and MRPC-shaped tiny task, each through a whole study: the trials report the

@@ -53,8 +53,10 @@ def test_constant_outputs_score_zero_not_nan() -> None:
 
 def test_each_task_names_its_metrics_main_first() -> None:
     assert task_spec("cola").main_metric == metrics.MATTHEWS
-    assert task_spec("mrpc").metrics == (metrics.F1, metrics.ACCURACY) == task_spec("qqp").metrics
-    assert task_spec("stsb").metrics == (metrics.PEARSON, metrics.SPEARMAN) and task_spec("stsb").regression
+    glue_f1 = (metrics.F1, metrics.ACCURACY, metrics.GLUE_SCORE)
+    assert task_spec("mrpc").metrics == glue_f1 == task_spec("qqp").metrics
+    assert task_spec("stsb").metrics == (metrics.PEARSON, metrics.SPEARMAN, metrics.GLUE_SCORE)
+    assert task_spec("stsb").regression
     assert task_spec("mnli").metrics == (metrics.ACCURACY,)
 
 
@@ -103,3 +105,86 @@ def test_tiny_tasks_take_the_columns_of_any_glue_task(tmp_path: Path) -> None:
     for task in ("mrpc", "cola", "stsb", "qnli"):
         rows = load_rows(task, write_sentiment_task(tmp_path / task, task=task)["validation"])
         assert set(task_spec(task).text_columns) <= set(rows.column_names)
+
+
+# --- baselines: a constant predictor's score, from each metric's own scorer ------------------------
+
+TRAIN = np.array([1, 1, 0, 1, 0, 1])  # class 1 is the most common: the constant predictor says 1
+SPLIT = np.array([1, 0, 0, 1, 1, 0, 0])  # 3 of class 1, 4 of class 0
+
+
+def test_a_classification_baseline_is_the_majority_class_scored_by_hand() -> None:
+    # Predicting 1 everywhere: tp 3, fp 4, fn 0, tn 0.
+    assert metrics.constant_prediction(TRAIN, regression=False) == 1
+    assert metrics.baseline(metrics.ACCURACY, TRAIN, SPLIT, False) == pytest.approx(3 / 7)
+    assert metrics.baseline(metrics.F1, TRAIN, SPLIT, False) == pytest.approx(2 * 3 / (2 * 3 + 4 + 0))
+    assert metrics.baseline(metrics.MATTHEWS, TRAIN, SPLIT, False) == 0.0
+    glue = (2 * 3 / 10 + 3 / 7) / 2
+    assert metrics.baseline(metrics.GLUE_SCORE, TRAIN, SPLIT, False) == pytest.approx(glue)
+
+
+def test_the_mrpc_floor_is_the_f1_of_always_saying_equivalent() -> None:
+    """68% positive: always 'equivalent' has precision 0.68 and recall 1, so F1 = 2 * 0.68 / 1.68."""
+    labels = np.array([1] * 68 + [0] * 32)
+    assert metrics.baseline(metrics.F1, labels, labels, False) == pytest.approx(2 * 0.68 / 1.68)
+    assert round(metrics.baseline(metrics.F1, labels, labels, False), 3) == 0.810
+
+
+def test_the_baseline_breaks_a_tie_to_the_smaller_class_and_follows_the_training_rows() -> None:
+    assert metrics.constant_prediction(np.array([0, 1, 1, 0]), regression=False) == 0
+    # Trained on rows mostly of class 0, the constant predictor never says 1: F1 0 where 1 is common.
+    assert metrics.baseline(metrics.F1, np.array([0, 0, 1]), np.array([1, 1, 1, 0]), False) == 0.0
+    assert metrics.baseline(metrics.ACCURACY, np.array([0, 0, 2, 2, 2]), np.array([2, 1, 0]), False) == 1 / 3
+
+
+def test_a_regression_baseline_is_the_training_mean() -> None:
+    train, split = np.array([1.0, 2.0, 4.5]), np.array([0.5, 3.0, 5.0])
+    assert metrics.constant_prediction(train, regression=True) == pytest.approx(2.5)
+    for name in (metrics.PEARSON, metrics.SPEARMAN, metrics.GLUE_SCORE):
+        assert metrics.baseline(name, train, split, True) == 0.0
+
+
+def test_glue_score_is_glues_mean_of_two_metrics() -> None:
+    classes = score((metrics.GLUE_SCORE, metrics.F1, metrics.ACCURACY), as_logits(PREDICTED), LABELS)
+    assert classes[metrics.GLUE_SCORE] == pytest.approx((classes[metrics.F1] + classes[metrics.ACCURACY]) / 2)
+    labels, outputs = np.array([0.5, 1.0, 2.5, 3.0, 4.8]), np.array([[0.7], [0.9], [2.0], [3.5], [4.0]])
+    scores = score((metrics.GLUE_SCORE,), outputs, labels)
+    pearson = stats.pearsonr(labels, outputs[:, 0]).statistic
+    assert scores[metrics.GLUE_SCORE] == pytest.approx((pearson + 1.0) / 2)
+
+
+def test_which_tasks_a_metric_fits() -> None:
+    assert metrics.misfit(metrics.PEARSON, False, 2) == "pearson fits regression tasks only"
+    assert metrics.misfit(metrics.ACCURACY, True, 1) == "accuracy fits classification tasks only"
+    assert "two-class tasks only" in metrics.misfit(metrics.F1, False, 3)
+    assert (
+        metrics.misfit(metrics.GLUE_SCORE, True, 1) is None and metrics.misfit(metrics.F1, False, 2) is None
+    )
+    assert metrics.fitting(False, 3) == (metrics.ACCURACY, metrics.MATTHEWS)
+    assert metrics.fitting(True, 1) == (metrics.PEARSON, metrics.SPEARMAN, metrics.GLUE_SCORE)
+
+
+# --- collapse: predictions that say nothing about the rows -------------------------------------------
+
+
+def test_a_classifier_predicting_one_class_everywhere_has_collapsed() -> None:
+    assert metrics.collapsed(as_logits(np.ones(8, int)), LABELS)
+    assert not metrics.collapsed(as_logits(PREDICTED), LABELS)
+    assert not metrics.collapsed(np.zeros((0, 2)), np.zeros(0))
+
+
+def test_a_regression_collapses_below_a_hundredth_of_the_labels_spread() -> None:
+    labels = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    pattern = np.array([-1.0, 1.0, -1.0, 1.0, 0.0]) / np.std([-1.0, 1.0, -1.0, 1.0, 0.0])  # s.d. 1
+    assert metrics.COLLAPSE_SPREAD == 0.01
+    for ratio, expected in ((0.005, True), (0.02, False), (0.0, True)):
+        outputs = (2.0 + ratio * np.std(labels) * pattern)[:, None]
+        assert metrics.collapsed(outputs, labels) is expected
+
+
+def test_each_score_names_its_collapse_flag_and_baseline() -> None:
+    assert metrics.collapse_of("eval_f1") == "eval_collapsed"
+    assert metrics.collapse_of("eval_matched_glue_score") == "eval_matched_collapsed"
+    assert metrics.collapse_of("test_accuracy") == "test_collapsed"
+    assert metrics.collapse_of("eval_loss") is None
+    assert vocabulary.baseline_of("eval_f1") == "baseline_eval_f1"

@@ -90,6 +90,16 @@ def test_initial_scores_equal_what_a_trial_would_measure(study) -> None:
     measured = trial_constants(setup)
     assert chosen["init"] == {"accuracy": measured[metrics.INIT_ACCURACY]}
     assert record["scores"] == {"accuracy": measured[metrics.TEACHER_ACCURACY]}
+    # The baseline: always the most common of the 300 training rows' classes, on the validation rows.
+    train, validation = setup.data.train["labels"], setup.data.validation["labels"]
+    majority = max((0, 1), key=train.count)
+    assert train.count(majority) > train.count(1 - majority)
+    baseline = validation.count(majority) / len(validation)
+    assert (
+        record["baselines"]
+        == {"eval_accuracy": baseline}
+        == {"eval_accuracy": measured["baseline_eval_accuracy"]}
+    )
 
 
 def test_trials_read_the_cache_the_stage_built_for_their_rows(study, monkeypatch) -> None:
@@ -110,15 +120,20 @@ def _given(record: dict) -> dict:
     return {"teacher_scores": record["scores"], "init_scores": record["strategies"]["bottom"]["init"]}
 
 
+def student_line(plan) -> str:
+    """The summary's line on the students: their size and the teacher layers each strategy copies."""
+    return next(line for line in summary(plan) if line.startswith("Student: "))
+
+
 def test_the_dry_run_shows_what_the_data_driven_strategies_picked(study, capsys) -> None:
     config, checked, record = study
-    before = summary(checked_plan(config))[3]
+    before = student_line(checked_plan(config))
     assert "auto:bi (chosen from data by the teacher stage)" in before
     path = config.layout.teacher_record
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     plan = checked_plan(config)
-    assert f"auto:bi {record['strategies']['auto:bi']['layers']}" in summary(plan)[3]
+    assert f"auto:bi {record['strategies']['auto:bi']['layers']}" in student_line(plan)
     assert {
         t.layers == record["strategies"]["auto:drop"]["layers"]
         for t in plan.trials
@@ -153,7 +168,7 @@ def test_a_later_part_reuses_the_record_of_the_teachers_study(
     assert teacher.earlier_record(part, check_study(part)) is None  # part 1 left no study.yaml
     write_study_file(study_config(tmp_path, str(model), tiny_task, name="part-1"))
     monkeypatch.setattr(teacher, "prepare_teacher", lambda *_: pytest.fail("the stage ran again"))
-    shown = summary(checked_plan(part))[3]  # the dry run shows the layers it will take
+    shown = student_line(checked_plan(part))  # the dry run shows the layers it will take
     assert f"auto:drop {record['strategies']['auto:drop']['layers']}" in shown
 
     reused = teacher.teacher_stage(part, check_study(part), 1, 0)

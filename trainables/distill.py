@@ -16,6 +16,7 @@ from transformers import PreTrainedModel
 
 from trainables import loop, vocabulary
 from trainables.config import TrialConfig
+from trainables.data import task_baselines
 from trainables.dropout import use_fast_dropout
 from trainables.layers import check_layers, select_layers
 from trainables.losses import distillation_loss
@@ -156,11 +157,13 @@ def prepare(config: TrialConfig) -> Setup:
 
 
 def trial_constants(setup: Setup) -> dict:
-    """Metrics fixed for the whole trial: what it is, and the scores of the student before training
-    and of the teacher (as the study measured them, else measured here)."""
+    """Metrics fixed for the whole trial: what it is, the scores of the student before training and
+    of the teacher (as the study measured them, else measured here), and each score's baseline (the
+    constant predictor's, `trainables.data.task_baselines`)."""
     config = setup.config
     init = config.init_scores or _main_scores(setup, setup.student, setup.dtype)
     teacher = config.teacher_scores or _main_scores(setup, setup.teacher, None)
+    baselines = task_baselines(config.data, setup.data)
     return {
         vocabulary.STRATEGY: config.strategy,
         vocabulary.SEED: config.seed,
@@ -169,6 +172,7 @@ def trial_constants(setup: Setup) -> dict:
         vocabulary.STUDENT_PARAMS: sum(p.numel() for p in setup.student.parameters()),
         **{vocabulary.scored(vocabulary.INIT, name): value for name, value in init.items()},
         **{vocabulary.scored(vocabulary.TEACHER, name): value for name, value in teacher.items()},
+        **{vocabulary.baseline_of(name): value for name, value in baselines.items()},
     }
 
 
@@ -182,8 +186,7 @@ def _main_scores(setup: Setup, model: PreTrainedModel, dtype: torch.dtype | None
         setup.data.validation, setup.tokenizer, setup.config.eval_batch_size, setup.device
     )
     scores = loop.evaluate(model, batches, setup.device, setup.kept.task, dtype)
-    scores.pop("loss")
-    return scores
+    return {name: scores[name] for name in setup.kept.task.metrics}
 
 
 def _scores(setup: Setup, model: PreTrainedModel, dtype: torch.dtype | None, with_test: bool) -> dict:

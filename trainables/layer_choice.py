@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainables import loop
-from trainables.data import TaskSpec
 from trainables.student import build_student
+from trainables.tasks import TaskSpec
 
 CALIBRATION_BATCH = 32
 

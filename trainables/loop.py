@@ -19,8 +19,9 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainables import metrics, vocabulary
-from trainables.data import TaskData, TaskSpec
+from trainables.data import TaskData
 from trainables.settings import Count, Fraction, NonNegative, Positive, settings
+from trainables.tasks import TaskSpec
 
 StepLoss = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 OnStep = Callable[[int, dict[str, float], dict[str, float]], None]
@@ -227,7 +228,8 @@ def evaluate(
     task: TaskSpec,
     dtype: torch.dtype | None,
 ) -> dict[str, float]:
-    """The task's metrics and the hard-label loss (CE, or MSE for regression) over every example."""
+    """The task's metrics, the hard-label loss (CE, or MSE for regression) over every example, and
+    whether the model's predictions collapsed to one output (`trainables.metrics.collapsed`)."""
     model.eval()
     outputs, labels = [], []
     for batch in _on(loader, device):
@@ -239,7 +241,9 @@ def evaluate(
         loss = torch.nn.functional.mse_loss(logits[:, 0], truth.float())
     else:
         loss = torch.nn.functional.cross_entropy(logits, truth)
-    return {"loss": loss.item(), **metrics.score(task.metrics, logits.numpy(), truth.numpy())}
+    outputs, labels = logits.numpy(), truth.numpy()
+    scores = metrics.score(task.metrics, outputs, labels)
+    return {"loss": loss.item(), **scores, vocabulary.COLLAPSED: metrics.collapsed(outputs, labels)}
 
 
 def _on(loader: DataLoader, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
@@ -257,7 +261,8 @@ def score_splits(
     batch_size: int = 128,
     with_test: bool = True,
 ) -> dict[str, float]:
-    """Scores on every evaluation set of a task, under the metric names the trials report."""
+    """Scores on every evaluation set of a task (and whether the predictions on it collapsed), under the
+    names the trials report."""
 
     def score(rows: datasets.Dataset) -> dict[str, float]:
         return evaluate(model, make_loader(rows, tokenizer, batch_size, device), device, task, dtype)

@@ -21,7 +21,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainables import loop
-from trainables.data import DataConfig, TaskData, TaskSpec, load_task_data, task_spec
+from trainables.data import DataConfig, TaskData, load_task_data
+from trainables.tasks import TaskSpec, task_spec
 from trainables.teacher import load_teacher, weights_hash
 from trainables.teacher_cache import TeacherOutputs, load_or_build
 

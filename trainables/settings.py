@@ -87,7 +87,7 @@ def message(error: ValidationError, what: str, cls: type) -> str:
         given[where] = item.get("input")
     parts = [
         f"Unknown {where.rsplit('.', 1)[-1]} setting(s) {sorted(keys)}; known ones: "
-        f"{_known(cls, where.split('.')[1:])}"
+        f"{_known(cls, where.split('.')[1 + what.count('.') :])}"
         for where, keys in unknown.items()
     ]
     parts += [

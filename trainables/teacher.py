@@ -20,10 +20,11 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from trainables import loop
-from trainables.data import DataConfig, TaskData, TaskSpec, load_task_data, task_spec
+from trainables.data import DataConfig, TaskData, load_task_data
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
 from trainables.settings import Count, Flag, Index, LearningRate, Text, check
+from trainables.tasks import TaskRef, TaskSpec, task_name, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def weights_hash(folder: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_classifier(name: str, task: str, trust_remote_code: bool = False):
+def load_classifier(name: str, task: TaskRef, trust_remote_code: bool = False):
     """Model, tokenizer and the names of weights that were newly initialised (not in the files)."""
     if not is_local(name):
         require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
@@ -97,14 +98,15 @@ def load_classifier(name: str, task: str, trust_remote_code: bool = False):
     return model, tokenizer, sorted(info["missing_keys"])
 
 
-def check_head(saved, name: str, task: str) -> bool:
+def check_head(saved, name: str, task: TaskRef) -> bool:
     """Whether the saved model is already a classifier; refuse one with another number of labels."""
     is_classifier = any("ForSequenceClassification" in a for a in getattr(saved, "architectures", None) or [])
-    labels = task_spec(task).num_labels
+    spec = task_spec(task)
+    labels = spec.num_labels
     if is_classifier and saved.num_labels != labels:
         raise ConfigError(
-            f"{name} is a {saved.num_labels}-way classifier but {task} has {labels} labels. "
-            f"Use a teacher fine-tuned on {task}, or fine-tune one from a base encoder."
+            f"{name} is a {saved.num_labels}-way classifier but {spec.name} has {labels} labels. "
+            f"Use a teacher fine-tuned on {spec.name}, or fine-tune one from a base encoder."
         )
     return is_classifier
 
@@ -156,10 +158,11 @@ def _output_layer(model: PreTrainedModel, num_labels: int, name: str) -> torch.n
     return layers[0]
 
 
-def load_teacher(name: str, task: str, trust_remote_code: bool = False):
+def load_teacher(name: str, task: TaskRef, trust_remote_code: bool = False):
     """A fine-tuned teacher in eval mode, its tokenizer, and its saved info (empty if none)."""
     model, tokenizer, newly_initialised = load_classifier(name, task, trust_remote_code)
     if newly_initialised:
+        task = task_name(task)
         raise ConfigError(
             f"Teacher {name} has untrained weights {newly_initialised[:4]}: its classifier head was "
             f"never fine-tuned on {task}. Fine-tune it first (trainables.teacher.finetune_teacher, or "
@@ -202,12 +205,16 @@ def finetune_teacher(config: TeacherConfig, out_dir: str | Path) -> dict:
             model, data, spec, tokenizer, device, None if last else dtype, with_test=last
         )
         history.append({"epoch": epoch + 1, "train_loss": train["loss"], **scores})
-        shown = ", ".join(f"{name} {value:.4f}" for name, value in history[-1].items() if name != "epoch")
+        shown = ", ".join(
+            (name if isinstance(value, bool) else f"{name} {value:.4f}")  # a collapse flag: named when set
+            for name, value in history[-1].items()
+            if name != "epoch" and value is not False
+        )
         seconds = time.perf_counter() - started
         log.info(f"teacher epoch {epoch + 1}/{config.epochs}: {shown} ({seconds:.0f} s)")
     info = {
         **history[-1],
-        "task": config.data.task,
+        "task": task_name(config.data.task),
         "base": config.base,
         "history": history,
         "majority_accuracy": majority_accuracy(data, spec),

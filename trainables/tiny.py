@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from trainables.data import task_spec
+from trainables.tasks import task_spec
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely", "brilliant", "moving", "funny"]

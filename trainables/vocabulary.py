@@ -24,6 +24,13 @@ SELECTION = "selection"
 INIT = "init"
 TEACHER = "teacher"
 
+# Beside each scored split's metrics (every scored epoch): whether the model's predictions on it were all
+# one class (or, for regression, near constant), e.g. `eval_collapsed`; see trainables.metrics.
+COLLAPSED = "collapsed"
+# Constant per trial: a score's baseline, the score of a constant predictor (the training set's majority
+# class, or its mean) on the same split, named `baseline_<score>`, e.g. `baseline_eval_f1`.
+BASELINE = "baseline"
+
 # Reported every epoch: the hard-label loss on the primary validation set.
 EVAL_LOSS = "eval_loss"
 # Mean training loss over the epoch: the weighted total and each unweighted term.
@@ -47,6 +54,17 @@ LOSSES = (EVAL_LOSS, TRAIN_LOSS, TRAIN_LOSS_CE, TRAIN_LOSS_KD, TRAIN_LOSS_COS)
 def scored(where: str, metric: str, split: str | None = None) -> str:
     """E.g. scored("eval", "f1") is "eval_f1"; scored("eval", "f1", "matched") is "eval_matched_f1"."""
     return f"{where}_{split}_{metric}" if split else f"{where}_{metric}"
+
+
+def baseline_of(reported: str) -> str:
+    """The name of a score's baseline: baseline_of("eval_f1") is "baseline_eval_f1"."""
+    return f"{BASELINE}_{reported}"
+
+
+def describes_a_score(name: str) -> bool:
+    """Whether a reported name says something about a score (its baseline, or the collapse flag of its
+    split) rather than measuring the model itself."""
+    return name.startswith(f"{BASELINE}_") or name.endswith(f"_{COLLAPSED}")
 
 
 def is_loss(name: str) -> bool:

@@ -27,9 +27,10 @@ from sweep.config.search import SearchSpec, check_space
 from sweep.config.smoke import FaultSpec, TinySpec
 from sweep.config.teacher import TeacherStage
 from trainables.config import TrialConfig, TrialSettings
-from trainables.data import DataConfig, is_file_source, task_spec
+from trainables.data import DataConfig, absolute_source
 from trainables.errors import ConfigError
 from trainables.settings import Count, Text, Whole, build, settings
+from trainables.tasks import task_spec
 from trainables.vocabulary import EVAL, SELECTION, TRIAL_STAGES, StudyLayout, scored
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -209,10 +210,7 @@ def _absolute(path: str) -> str:
 
 def _absolute_files(data: DataConfig) -> DataConfig:
     """Data files as absolute paths, so trials find them from their own working directory."""
-
-    def fix(source: str | None) -> str | None:
-        return _absolute(source) if source and is_file_source(source) else source
-
+    fix = absolute_source
     return dataclasses.replace(
         data,
         train=fix(data.train),

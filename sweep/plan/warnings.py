@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from analysis.power import blocks_needed
 from analysis.stats import examples_for, interval_half_width
 from sweep.config.study import StudyConfig
@@ -42,7 +44,7 @@ def study_notes(config: StudyConfig) -> list[str]:
     a tuned ranking that reuses the rows its search selected on."""
     data, notes = config.data, []
     test, validation = data.test, data.validation
-    if test and not is_file_source(test) and test.startswith("validation"):
+    if isinstance(test, str) and not is_file_source(test) and test.startswith("validation"):
         disjoint = "a different split than" if test != validation else "THE SAME split as"
         notes.append(
             f"test examples come from {test}: {HUB_LABELLED_NOTE}; it is {disjoint} the validation "
@@ -138,8 +140,10 @@ def _rows(source: str | None, size: int | None) -> int | None:
 
 def _file_rows(path: str) -> int | None:
     file = Path(path)
-    if not file.is_file():
+    if not file.is_file() or file.suffix not in (".jsonl", ".csv", ".parquet"):
         return None
+    if file.suffix == ".parquet":
+        return pq.ParquetFile(file).metadata.num_rows
     lines = [line for line in file.read_text().splitlines() if line.strip()]
     if file.suffix == ".jsonl":
         return len(lines)

@@ -6,13 +6,16 @@ study is refused for exactly the reasons a trial would fail. The dry run runs th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from sweep.config.study import StudyConfig
 from sweep.config.trial import teacher_config, trial_config
 from sweep.preflight.address import check_address
 from sweep.preflight.data import check_metric, check_sources
 from sweep.preflight.model import model_config, needs_finetune, parameter_counts, teacher_depth
+from trainables.data import Split
 from trainables.errors import ConfigError
 from trainables.layers import rule_layers
 
@@ -20,13 +23,15 @@ from trainables.layers import rule_layers
 @dataclass(frozen=True)
 class Preflight:
     """What the checks learned: the teacher's depth and size, each strategy's layers by its rule (None
-    where the teacher stage chooses them from data), each student's size, and fine-tune or load."""
+    where the teacher stage chooses them from data), each student's size, fine-tune or load, and the
+    labels of each split the trials use (None for a hub split, read once the study runs)."""
 
     teacher_layers: int
     layers: dict[str, list[int] | None]
     finetune: bool
     teacher_params: int
     student_params: int
+    labels: list[tuple[Split, np.ndarray | None]] = field(default_factory=list)
 
 
 def check_study(config: StudyConfig) -> Preflight:
@@ -45,6 +50,6 @@ def check_study(config: StudyConfig) -> Preflight:
     finetune = needs_finetune(config, base_config)
     if finetune:
         teacher_config(config, config.teacher.base).validate()
-    check_sources(config)
+    labels = check_sources(config)
     sizes = parameter_counts(base_config, config.data.task, config.trial.student_layers)
-    return Preflight(depth, layers, finetune, *sizes)
+    return Preflight(depth, layers, finetune, *sizes, labels)

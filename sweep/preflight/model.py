@@ -10,9 +10,9 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig
 
 from sweep.config.study import StudyConfig
-from trainables.data import task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
+from trainables.tasks import task_name, task_spec
 from trainables.teacher import check_head
 
 
@@ -61,6 +61,6 @@ def needs_finetune(config: StudyConfig, base_config: PretrainedConfig) -> bool:
     if choice is False and not ready:
         raise ConfigError(
             f"teacher.finetune is false but {config.teacher.base} is not a {num_labels}-way "
-            f"{config.data.task} classifier; let the study fine-tune it (finetune: auto)."
+            f"{task_name(config.data.task)} classifier; let the study fine-tune it (finetune: auto)."
         )
     return bool(choice)

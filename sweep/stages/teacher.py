@@ -1,8 +1,9 @@
 """The teacher stage: everything about the teacher that the trials would otherwise each redo, once.
 
-It fine-tunes (or loads) the teacher, then on the students' data: scores it, hashes its weights,
-chooses the layers of the data-driven strategies, scores each copied student before training, and
-caches the teacher's outputs on the students' training rows. It runs as one Ray task, so on a
+It fine-tunes (or loads) the teacher, then on the students' data: scores it, computes each metric's
+baseline on each scored split (the score of a constant predictor), hashes its weights, chooses the
+layers of the data-driven strategies, scores each copied student before training, and caches the
+teacher's outputs on the students' training rows. It runs as one Ray task, so on a
 cluster it gets a GPU like a trial would, and its messages stream to the driver's console. The record,
 the study layout's `teacher_record`, is what trials and the dry run read; a resumed study reuses it,
 and so does a later part of a study that loads an earlier part's teacher (see `earlier_record`).
@@ -25,13 +26,15 @@ from sweep.plan.warnings import same_layer_warnings
 from sweep.preflight.checks import Preflight
 from sweep.ui.console import run_with_output, sending_lines
 from trainables import loop
+from trainables.data import task_baselines
 from trainables.distill import initial_scores, prepare
 from trainables.errors import ConfigError
 from trainables.layer_choice import calibration_rows, choose_layers
 from trainables.layers import is_data_driven
 from trainables.resident import resident
+from trainables.tasks import task_name
 from trainables.teacher import finetune_teacher, label_order_note, majority_accuracy, weights_hash
-from trainables.vocabulary import StudyLayout
+from trainables.vocabulary import COLLAPSED, EVAL, StudyLayout, scored
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ def teacher_stage(config: StudyConfig, preflight: Preflight, cpus: float, gpus: 
         log.info(f"Teacher stage: reusing the record of {info['reused_from']} ({_main(info)}).")
         return info
     action = "Fine-tuning" if preflight.finetune else "Loading and scoring"
-    log.info(f"Teacher stage: {action} {config.teacher.base} on {config.data.task} ...")
+    log.info(f"Teacher stage: {action} {config.teacher.base} on {task_name(config.data.task)} ...")
     started = time.perf_counter()
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(sending_lines)
     out_dir = str(config.layout.teacher_model)
@@ -121,16 +124,33 @@ def earlier_record(config: StudyConfig, preflight: Preflight, quiet: bool = Fals
 
 
 def _main(info: dict) -> str:
-    return ", ".join(f"validation {name} {value:.4f}" for name, value in info["scores"].items())
+    """E.g. "validation f1 0.8320 (baseline 0.8120)"; a record without baselines (older) shows none."""
+    baselines = info.get("baselines", {})
+
+    def shown(name: str, value: float) -> str:
+        baseline = baselines.get(scored(EVAL, name))
+        against = f" (baseline {baseline:.4f})" if baseline is not None else ""
+        return f"validation {name} {value:.4f}{against}"
+
+    return ", ".join(shown(name, value) for name, value in info["scores"].items())
 
 
 def teacher_warnings(info: dict) -> list[str]:
+    """The label note, a teacher no better than the constant predictor on the main metric, a teacher
+    that predicts one class for every validation row, and repeated layer choices."""
     warnings = [info["label_note"]] if info.get("label_note") else []
-    majority, accuracy = info.get("majority_accuracy"), info["scores"].get("accuracy")
-    if majority is not None and accuracy is not None and accuracy <= majority + 0.01:
+    name, score = next(iter(info["scores"].items()))
+    baseline = info.get("baselines", {}).get(scored(EVAL, name))
+    if info.get(scored(EVAL, COLLAPSED)):
         warnings.append(
-            f"the teacher is no better than always predicting the most common label ({majority:.4f}); "
-            f"its students will learn little. Check the teacher settings."
+            "the teacher predicts the same class for every validation row (or a near-constant score): "
+            "its students can only learn to do the same. Check the teacher settings and the labels."
+        )
+    elif baseline is not None and score <= baseline + 0.01:
+        warnings.append(
+            f"the teacher's validation {name} ({score:.4f}) is no better than always predicting the "
+            f"training set's most common class or mean ({baseline:.4f}); its students will learn little. "
+            f"Check the teacher settings."
         )
     return warnings + chosen_repeats(info.get("strategies", {}))
 
@@ -158,11 +178,12 @@ def prepare_teacher(config: StudyConfig, finetune: bool, out_dir: str, layers: d
     return {
         "path": path,
         "base": config.teacher.base,
-        "task": config.data.task,
+        "task": task_name(config.data.task),
         "finetuned": finetune,
         "teacher_hash": kept.teacher_hash,
-        "scores": {name: scores[f"eval_{name}"] for name in kept.task.metrics},
+        "scores": {name: scores[scored(EVAL, name)] for name in kept.task.metrics},
         **scores,
+        "baselines": task_baselines(config.data, kept.data),
         "majority_accuracy": majority_accuracy(kept.data, kept.task),
         "label_note": label_order_note(kept.teacher, kept.task),
         "history": history,

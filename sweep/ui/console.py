@@ -27,6 +27,7 @@ from ray.util.queue import Queue
 from tqdm import tqdm
 
 from analysis.results import error_line
+from trainables.metrics import collapse_of
 from trainables.vocabulary import ENDED, EPOCH, TEACHER_LAYERS
 
 # The loggers whose messages are the study's console lines.
@@ -230,6 +231,8 @@ class Progress(Callback):
     def _result_text(self, trial) -> str:
         value, epoch = trial.last_result.get(self.metric), trial.last_result.get(EPOCH)
         text = f"{self.metric} {value:.4f}" if isinstance(value, (int, float)) else "no result"
+        if trial.last_result.get(collapse_of(self.metric)):  # one class (or score) for every row
+            text += " (collapsed)"
         stopped = epoch is not None and epoch < trial.config.get("epochs", epoch)
         return text + (f" (stopped after epoch {epoch})" if stopped else "")
 

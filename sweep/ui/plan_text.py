@@ -1,13 +1,18 @@
-"""The study plan as a person reads it: a few summary lines with the warnings (also the first lines of
-a run), then one line per planned trial (`--dry-run`)."""
+"""The study plan as a person reads it: a few summary lines (the labels of each split and the score of
+a constant predictor among them) with the warnings (also the first lines of a run), then one line per
+planned trial (`--dry-run`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from sweep.config.search import Range
 from sweep.plan.plan import FROM_SEARCH, PlannedTrial, StudyPlan
-from trainables.data import is_file_source
+from trainables import metrics
+from trainables.data import Source, baselines, class_counts, is_file_source, source_text
+from trainables.tasks import TaskSpec, task_name
 from trainables.vocabulary import SEARCHED, Stage
 
 CHOSEN_LATER = "chosen from data by the teacher stage"
@@ -17,8 +22,9 @@ def summary(plan: StudyPlan) -> list[str]:
     """The study in a few lines: teacher, data, strategies, stages, then its notes and warnings."""
     config, checked = plan.config, plan.preflight
     data, teacher, trial = config.data, config.teacher, config.trial
+    task = task_name(data.task)
     action = (
-        f"fine-tuned on {data.task} ({teacher.epochs} epochs, lr {teacher.lr:g}, batch {teacher.batch_size}"
+        f"fine-tuned on {task} ({teacher.epochs} epochs, lr {teacher.lr:g}, batch {teacher.batch_size}"
         + (f", {teacher.train_size} training rows)" if teacher.train_size else ")")
         if checked.finetune
         else "loaded as is (already a classifier for the task)"
@@ -32,6 +38,7 @@ def summary(plan: StudyPlan) -> list[str]:
         f"Teacher: {teacher.base} ({checked.teacher_layers} layers, {checked.teacher_params:,} "
         f"parameters), {action}",
         _data_line(plan),
+        *_label_lines(plan),
         f"Student: {trial.student_layers} layers, {checked.student_params:,} parameters, from teacher layers "
         f"{described}",
         f"Trials: {trial.epochs} epochs, batch size {trial.batch_size}; stages: {', '.join(config.stages)}; "
@@ -81,8 +88,10 @@ def _data_line(plan: StudyPlan) -> str:
     folders = {Path(s).parent if is_file_source(s) else None for s in sources}
     common = folders.pop() if len(folders) == 1 else None
 
-    def named(source: str | None, size: int | None) -> str:
-        return _source(Path(source).name if common and source else source, size)
+    def named(source: Source | None, size: int | None) -> str:
+        if source is None:
+            return _source(None, size)
+        return _source(Path(source).name if common else source_text(source), size)
 
     parts = [
         f"train {named(data.train, data.train_size)}",
@@ -96,7 +105,42 @@ def _data_line(plan: StudyPlan) -> str:
             else named(data.selection, data.selection_size)
         )
         parts.append(f"selection {chosen}")
-    return f"Data ({data.task}){f' in {common}' if common else ''}: " + "; ".join(parts)
+    return f"Data ({task_name(data.task)}){f' in {common}' if common else ''}: " + "; ".join(parts)
+
+
+def _label_lines(plan: StudyPlan) -> list[str]:
+    """The labels of each split (class counts, or the scores' mean and s.d. for regression) and each
+    metric's baseline on the scored splits: the score of always predicting the training set's most
+    common class (or its mean). Splits read from the hub are counted once the study runs."""
+    spec, labels = plan.config.data.spec, plan.preflight.labels
+    if not labels:
+        return []
+    parts = [f"{split.title} {_labels_text(spec, values)}" for split, values in labels]
+    lines = [f"Labels ({'scores' if spec.regression else 'rows per class'}): " + "; ".join(parts)]
+    (_, train), scored = labels[0], [(split, values) for split, values in labels[1:] if values is not None]
+    if train is None or not scored:
+        return lines
+    constant = metrics.constant_prediction(train, spec.regression)
+    what = (
+        f"always {constant:.4g}, the training mean"
+        if spec.regression
+        else f"always {spec.label_names[constant]}, the most common training class"
+    )
+    values = baselines(spec, train, scored)
+    shown = [
+        f"{split.title} " + ", ".join(f"{m} {values[split.reported(m)]:.4f}" for m in spec.metrics)
+        for split, _ in scored
+    ]
+    return lines + [f"Baseline ({what}): " + "; ".join(shown)]
+
+
+def _labels_text(spec: TaskSpec, values: np.ndarray | None) -> str:
+    if values is None:
+        return "(a hub split: counted when the study runs)"
+    if spec.regression:
+        return f"{len(values)} rows, mean {np.mean(values):.3g}, s.d. {np.std(values):.3g}"
+    counts = class_counts(spec, values)
+    return f"{len(values)} (" + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")"
 
 
 def _source(source: str | None, size: int | None) -> str:

@@ -4,6 +4,10 @@ Layers are numbered from 1, and layer 1 is the one nearest the embeddings. "bott
 the layers nearest the input and "top" the ones nearest the classifier.
 """
 
+import itertools
+import math
+import random
+
 from trainables.errors import ConfigError
 
 # DistilBERT's published choice for a 6-layer student of a 12-layer BERT: 0-based (0, 2, 4, 7, 9, 11).
@@ -11,9 +15,46 @@ DISTILBERT_LAYERS = (1, 3, 5, 8, 10, 12)
 # Strategies whose layers are chosen from data, on the fine-tuned teacher (trainables.layer_choice).
 DATA_DRIVEN = ("auto:bi", "auto:drop")
 STRATEGY_HELP = (
-    "bottom, top, odd, even, uniform, distilbert, scratch, auto:bi, auto:drop, or custom:<1-based "
-    "layers> (e.g. custom:1,5,9)"
+    "bottom, top, odd, even, uniform, distilbert, scratch, auto:bi, auto:drop, custom:<1-based "
+    "layers> (e.g. custom:1,5,9), subsets:all (every set of K layers) or subsets:<N> (N random sets)"
 )
+SUBSETS = "subsets:"
+# subsets:all names every K-subset only when there are at most this many (6 -> 3 has 20).
+MAX_ALL_SUBSETS = 64
+
+
+def expand_subsets(strategies: list[str], teacher_layers: int, student_layers: int, seed: int) -> list[str]:
+    """`strategies` with each `subsets:all` replaced by a `custom:` strategy for every set of
+    `student_layers` teacher layers (in lexicographic order), and each `subsets:<N>` by N distinct
+    sets drawn at random by `seed` (then sorted); a set already listed is not listed twice."""
+    expanded: list[str] = []
+    for strategy in strategies:
+        if not strategy.startswith(SUBSETS):
+            expanded.append(strategy)
+            continue
+        _check_sizes(teacher_layers, student_layers)
+        every = list(itertools.combinations(range(1, teacher_layers + 1), student_layers))
+        count = strategy.removeprefix(SUBSETS)
+        if count == "all":
+            if len(every) > MAX_ALL_SUBSETS:
+                raise ConfigError(
+                    f"subsets:all would race all {len(every)} sets of {student_layers} of {teacher_layers} "
+                    f"layers (at most {MAX_ALL_SUBSETS}); draw some with subsets:<N>, e.g. subsets:20."
+                )
+            chosen = every
+        elif count.isdigit() and int(count) >= 1:
+            if int(count) > len(every):
+                raise ConfigError(
+                    f"{strategy} asks for {count} sets, but {teacher_layers} layers have only "
+                    f"{math.comb(teacher_layers, student_layers)} sets of {student_layers}; use subsets:all."
+                )
+            chosen = sorted(random.Random(seed).sample(every, int(count)))
+        else:
+            raise ConfigError(
+                f"Cannot read {strategy!r}: use subsets:all or subsets:<N> with N >= 1, e.g. subsets:8."
+            )
+        expanded += [f"custom:{','.join(map(str, layers))}" for layers in chosen]
+    return list(dict.fromkeys(expanded))
 
 
 def is_data_driven(strategy: str) -> bool:

@@ -31,6 +31,7 @@ class Flag:
     choices: tuple[str, ...] | None = None
     convert: Callable[[Any], Any] | None = None
     metavar: str | None = None
+    const: Any = None  # a flag without a value that sets the setting to `const`
 
 
 def _seeds(text: str) -> int | list[int]:
@@ -98,6 +99,27 @@ FLAGS: tuple[Flag, ...] = (
         "study",
         type=_seeds,
     ),
+    Flag(
+        "race",
+        "replicate.mode",
+        "race the seeds: drop a strategy once it is significantly worse than the leader",
+        "study",
+        const="race",
+    ),
+    Flag(
+        "budget-trials",
+        "replicate.budget_trials",
+        "a race starts no round past this many trials",
+        "study",
+        int,
+    ),
+    Flag(
+        "budget-hours",
+        "replicate.budget_hours",
+        "a race starts no round after this many hours",
+        "study",
+        float,
+    ),
     Flag("max-failures", "max_failures", "retries of a failed trial from its last checkpoint", "study", int),
     Flag("keep-checkpoints", "keep_checkpoints", "checkpoints kept per trial (default 1)", "study", int),
     Flag("teacher", "teacher.base", "base model to fine-tune, or a fine-tuned classifier to load", "model"),
@@ -152,6 +174,11 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         "--resume", nargs="?", const=True, metavar="STUDY_DIR", help="continue an interrupted study"
     )
     for flag in FLAGS:
+        if flag.const is not None:
+            groups[flag.group].add_argument(
+                f"--{flag.name}", dest=_dest(flag), action="store_const", const=flag.const, help=flag.help
+            )
+            continue
         groups[flag.group].add_argument(
             f"--{flag.name}",
             dest=_dest(flag),

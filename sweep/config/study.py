@@ -90,8 +90,10 @@ class StudyConfig:
 
     @property
     def seeds(self) -> list[int]:
-        """The replicate stage's seeds; by default the fewest that can decide a tie (see
-        analysis.power.blocks_needed), at least 5."""
+        """The replicate stage's seeds: a race's max_seeds; a grid's by default the fewest that can
+        decide a tie (see analysis.power.blocks_needed), at least 5."""
+        if self.replicate.mode == "race":
+            return list(range(self.replicate.max_seeds))
         seeds = self.replicate.seeds
         if seeds is None:
             seeds = max(5, blocks_needed(len(self.strategies))) if len(self.strategies) > 1 else 5
@@ -129,6 +131,7 @@ class StudyConfig:
             raise ConfigError(
                 f"replicate.seeds as a list must hold distinct seeds, got {self.replicate.seeds}."
             )
+        self.replicate.check()
         task_spec(self.data.task)
         self.trial.check_weights()
         check_space(self.search.space, self.trial)

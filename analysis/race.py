@@ -33,7 +33,7 @@ import pandas as pd
 
 from analysis.names import REPLICATE, SETTING
 from analysis.racing import ALPHA, MAX_SEEDS, MIN_SEEDS, MODES, Race, RaceDesign, replay
-from analysis.rank import rank_results
+from analysis.ranking import rank_results
 from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
 from analysis.stats import Ranking
 from analysis.values import trial_values

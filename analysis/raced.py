@@ -77,9 +77,9 @@ def rank_race(results: Results, record: dict, metric: str | None = None) -> Rank
     )
 
 
-def race_summary(race: Race) -> list[str]:
-    """What a race decided, in sentences for the report: how it ended, who won or still races, and
-    each drop with its round, seeds and p."""
+def race_summary(race: Race, trials: int) -> list[str]:
+    """What a race decided, in sentences for the report: how it ended, who won or still races, each
+    drop with its round, seeds and p, and what its `trials` cost against a full grid."""
     design = race.design
     rounds = race.round
     if race.reason == ONE_LEFT:
@@ -103,7 +103,7 @@ def race_summary(race: Race) -> list[str]:
             f"{withdrawal.reason}."
         )
     lines.append(
-        f"The race ran {race.trials_used} trials; all {len(race.strategies)} strategies on all "
+        f"The race ran {trials} trials; all {len(race.strategies)} strategies on all "
         f"{design.max_seeds} seeds would have run {len(race.strategies) * design.max_seeds}."
     )
     return lines

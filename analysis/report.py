@@ -56,7 +56,7 @@ class Section:
 def verdict_sentences(ranked: RankedSample) -> list[str]:
     """What a ranking concludes: a race's decisions, else the significance and power sentences."""
     if ranked.race is not None:
-        return race_summary(ranked.race)
+        return race_summary(ranked.race, len(ranked.sample.trials))
     return [s for s in (significance_sentence(ranked.ranking), power_sentence(ranked.ranking)) if s]
 
 

@@ -78,9 +78,10 @@ def disk_warnings(config: StudyConfig, trials: int, need: int) -> list[str]:
 
 
 def seed_count_warnings(config: StudyConfig) -> list[str]:
-    """Warn when the replicate stage has too few seeds for any strategy to test as worse."""
+    """Warn when a grid replicate stage has too few seeds for any strategy to test as worse (a race
+    decides with its own test)."""
     strategies, seeds = len(config.strategies), len(config.seeds)
-    if Stage.REPLICATE not in config.stages or strategies < 2:
+    if Stage.REPLICATE not in config.stages or strategies < 2 or config.replicate.mode == "race":
         return []
     needed = blocks_needed(strategies)
     if seeds >= needed:

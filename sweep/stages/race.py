@@ -45,11 +45,11 @@ def run_race(plan: StudyPlan, cluster: Cluster, record: dict, base: dict, tuned:
     space = spaces.replicate_base(base, record, strategies)
     hours = _hours_spent(plan)
     log.info(
-        f"{Stage.REPLICATE}: a race of {len(strategies)} strategies at {', '.join(races)}, decided from "
-        f"seed {spec.min_seeds} to {spec.max_seeds} (alpha {spec.alpha:g}); the first {spec.min_seeds} seeds "
-        "run at once"
+        f"{Stage.REPLICATE}: a race of {len(strategies)} strategies at {', '.join(races)}, decided after "
+        f"{spec.min_seeds} to {spec.max_seeds} seeds (alpha {spec.alpha:g}); the first {spec.min_seeds} "
+        "seeds run at once"
     )
-    parts = []
+    parts, ran = [], 0
     while True:
         seeds = _next_seeds(races, spec.min_seeds)
         wanted = [
@@ -61,8 +61,7 @@ def run_race(plan: StudyPlan, cluster: Cluster, record: dict, base: dict, tuned:
         ]
         if not wanted:
             break
-        used = sum(race.trials_used for race in races.values())
-        over = _over_budget(spec.budget_trials, spec.budget_hours, used + len(wanted), hours)
+        over = _over_budget(spec.budget_trials, spec.budget_hours, ran + len(wanted), hours)
         if over:
             log.info(f"race: stopped before seed {seeds[0]}: {over}.")
             for race in races.values():
@@ -74,6 +73,7 @@ def run_race(plan: StudyPlan, cluster: Cluster, record: dict, base: dict, tuned:
         part = run_experiment(config, folder, cluster, space, points_tuner(points), len(points))
         hours += (time.monotonic() - started) / HOURS
         parts.append(part)
+        ran += len(points)
         outcomes = _outcomes(layout.stage_dir(folder), config.ranked_metric)
         for setting, race in races.items():
             if not race.finished:

@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sweep.config import StudyConfig
+from trainables.architectures import resized_config
 from trainables.config import TrialConfig
 from trainables.data import DataConfig, is_file_source, load_rows, subset, task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
 from trainables.layers import rule_layers
 from trainables.metrics import every_epoch
+from trainables.student import check_surgery
 from trainables.teacher import TeacherConfig, TeacherSettings, check_head
 
 HUB_TEST_SPLITS = ("test", "test_matched", "test_mismatched")
@@ -109,6 +111,7 @@ def check_study(config: StudyConfig) -> Checked:
     if not isinstance(depth, int):
         raise ConfigError(f"{config.teacher.base} has no num_hidden_layers: it is not a layered encoder.")
     layers = {s: rule_layers(s, depth, config.trial.student_layers) for s in config.strategies}
+    check_surgery(base_config, config.trial.student_layers, config.teacher.trust_remote_code)
     for strategy in config.strategies:
         trial_config(config, config.teacher.base, strategy).validate()
     finetune = needs_finetune(config, base_config)
@@ -162,14 +165,12 @@ def model_config(name: str, trust_remote_code: bool = False):
 def parameter_counts(base_config, task: str, student_layers: int) -> tuple[int, int]:
     """Parameters of the teacher (as a classifier for the task) and of a student: counted on a model
     built on the meta device, so nothing is allocated or downloaded."""
-    import copy
-
     import torch
     from transformers import AutoModelForSequenceClassification
 
     def count(layers: int) -> int:
-        sized = copy.deepcopy(base_config)
-        sized.num_hidden_layers, sized.num_labels = layers, task_spec(task).num_labels
+        sized = resized_config(base_config, layers)
+        sized.num_labels = task_spec(task).num_labels
         with torch.device("meta"):
             model = AutoModelForSequenceClassification.from_config(sized)
         return sum(p.numel() for p in model.parameters())

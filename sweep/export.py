@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from trainables import loop, metrics
+from trainables.architectures import adapter_for
 from trainables.config import SEARCHED
 from trainables.data import DataConfig, load_split
 from trainables.reporting import load_state
@@ -52,6 +53,9 @@ def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: 
         "teacher_hash": state["constants"].get(metrics.TEACHER_HASH),
         "hyperparameters": {k: config[k] for k in SEARCHED},
     }
+    note = adapter_for(teacher.config).export_note(layers)
+    if note:  # the folder holds the trained student, but stock code would load another model
+        info["does_not_load_back_as_itself"] = note
     (out_dir / STUDENT_INFO).write_text(json.dumps(info, indent=2))
     return info
 

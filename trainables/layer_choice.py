@@ -6,7 +6,8 @@ and calibration size.
 
 * `auto:bi` keeps the K layers of highest Block Influence (Men et al. 2024, "ShortGPT"):
   BI_l = 1 - the mean cosine similarity between the hidden states entering layer l and those leaving
-  it, over the calibration rows' real tokens. A layer of low BI barely changes its input.
+  it, over the calibration rows' real tokens. A layer of low BI barely changes its input. Both are
+  read from the block itself (`trainables.blocks`), for encoders and decoders alike.
 * `auto:drop` removes layers greedily (as Sajjad et al. 2020 and Minitron measure layer importance):
   each step removes the layer whose removal raises the truncated teacher's task loss on the
   calibration rows least, until K remain. Layer 1's input stays the embeddings, the head stays.
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainables import loop
+from trainables.blocks import watching
 from trainables.data import TaskSpec
 from trainables.student import build_student
 
@@ -79,18 +81,23 @@ def choose_layers(
 def block_influence(
     teacher: PreTrainedModel, batches: list[dict], device: torch.device, dtype: torch.dtype | None = None
 ) -> dict[int, float]:
-    """BI of each teacher layer (1-based): 1 - mean cosine(input, output) over real tokens."""
+    """BI of each teacher layer (1-based): 1 - mean cosine(input, output) over real tokens, read from
+    each block's own input and output (forward hooks), whatever the family's `hidden_states` hold."""
     teacher.eval()
     depth = teacher.config.num_hidden_layers
     similarity, tokens = torch.zeros(depth, dtype=torch.float64), 0
-    for batch in batches:
-        with loop.autocast(device, dtype):
-            states = teacher(**loop.model_inputs(batch), output_hidden_states=True).hidden_states
-        mask = batch["attention_mask"].bool()
-        for layer in range(depth):
-            cosine = F.cosine_similarity(states[layer][mask].float(), states[layer + 1][mask].float(), dim=-1)
-            similarity[layer] += cosine.double().sum().cpu()
-        tokens += int(mask.sum())
+    mask = torch.ones(0, 0, dtype=torch.bool)
+
+    def add(index: int, entering: torch.Tensor, leaving: torch.Tensor) -> None:
+        cosine = F.cosine_similarity(entering[mask].float(), leaving[mask].float(), dim=-1)
+        similarity[index] += cosine.double().sum().cpu()
+
+    with watching(teacher, add, lambda: mask.shape[1]):
+        for batch in batches:
+            mask = batch["attention_mask"].bool()
+            with loop.autocast(device, dtype):
+                teacher(**loop.model_inputs(batch))
+            tokens += int(mask.sum())
     return {layer + 1: float(1 - similarity[layer] / tokens) for layer in range(depth)}
 
 

@@ -12,9 +12,12 @@ import functools
 from pathlib import Path
 
 import pytest
+import ray
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
+from sweep.run import main
+from tests.conftest import smoke_args
 from tests.families import example_inputs, skipping, tiny_classifier, tiny_config
 from trainables import architectures
 from trainables.architectures import adapter_for, get_architecture, registered, supported_table
@@ -304,3 +307,35 @@ def test_the_families_in_the_docs_are_the_ones_tested() -> None:
     kinds = {t: row[2].strip() for t, row in zip(claims, rows, strict=True)}
     assert kinds["llama"] == kinds["gpt2"] == kinds["gemma3_text"] == "decoder"
     assert kinds["bert"] == kinds["modernbert"] == kinds["esm"] == "encoder"
+
+
+def test_bigbird_is_tested_with_block_sparse_attention() -> None:
+    model = teacher("big_bird")
+    with torch.no_grad():
+        model(**example_inputs(model))
+    assert model.config.attention_type == "block_sparse"  # not the fallback to full attention
+
+
+@pytest.mark.parametrize(
+    ("model_type", "message"),
+    [("albert", "ALBERT shares one set of layer weights"), ("bart", "two layer stacks")],
+)
+def test_a_study_with_a_refused_teacher_stops_in_its_preflight(
+    model_type: str, message: str, world: dict, tmp_path: Path, capsys
+) -> None:
+    """`python -m sweep.run` refuses the teacher from its config.json, before Ray starts."""
+    folder = tmp_path / model_type
+    tiny_config(model_type, layers=4).save_pretrained(folder)
+    code = main(smoke_args(world, tmp_path, "--dry-run", "--teacher", str(folder)))
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not ray.is_initialized()
+
+
+def test_a_study_with_a_decoder_teacher_passes_its_preflight(world: dict, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "gemma2"
+    tiny_config("gemma2", layers=4).save_pretrained(folder)
+    assert main(smoke_args(world, tmp_path, "--dry-run", "--teacher", str(folder))) == 0, (
+        capsys.readouterr().err
+    )
+    assert "from teacher layers bottom [1, 2], top [3, 4]" in capsys.readouterr().out

@@ -1,14 +1,18 @@
 """What layer surgery must know about each Hugging Face model family, in one registry.
 
-A K-layer student copies chosen blocks of an L-layer teacher. `Architecture` holds the generic rules
-for that; a family whose model does something per layer registers a subclass that fixes it up:
+A K-layer student copies chosen blocks of an L-layer teacher. `Architecture` holds the generic rules,
+which fit most families:
 
-* its list of blocks: the one `nn.ModuleList` of `num_hidden_layers` entries;
-* its config: every per-layer entry (a list or tuple of `num_hidden_layers` values, such as
+* the blocks: the model's one `nn.ModuleList` of `num_hidden_layers` entries;
+* the config: every per-layer entry (a list or tuple of `num_hidden_layers` values, such as
   `layer_types`, `attention_window` or `no_rope_layers`) is re-indexed by the chosen layers, so that a
   copied block keeps its own attention type, window and position encoding;
-* its weights: the teacher's state dict with block `layers[i]` renamed to block i; every tensor outside
-  the blocks is copied as is, and one whose shape depends on the layer count is the family's to fix.
+* the weights: the teacher's state dict with block `layers[i]` renamed to block i; every tensor
+  outside the blocks is copied as it is.
+
+A family that needs more (a block that differs by position, a head sized by the number of layers, a
+setting derived from the layer count) registers a subclass that overrides the step concerned, and a
+family that cannot be copied layer by layer registers its refusal.
 
 `register_architecture` adds a family under its `config.model_type`, `get_architecture` looks one up,
 `adapter_for(config)` gives the family's rules (or the generic ones for an unregistered family, which

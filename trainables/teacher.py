@@ -4,6 +4,9 @@ A trial refuses a teacher whose classifier head was never trained: distilling fr
 teaches the student noise, and nothing downstream would show it. A fine-tuned classifier whose label
 names are in another order than the task's (e.g. an MNLI checkpoint with 0 = contradiction) has its
 output rows put in the task's order, so that its outputs and the data's labels mean the same classes.
+Every tokenizer pads on the right, with its end-of-sequence token when it has no pad token, and a
+decoder's config names that pad token, so that its classifier reads each row's last real token
+(`prepare_padding`).
 """
 
 from __future__ import annotations

@@ -67,6 +67,10 @@ def _sizes(model_type: str, layers: int) -> dict:
             "word_embed_proj_dim": 32,
             "init_std": INIT,
         }
+    if model_type == "gemma3":  # multimodal: a text config and a vision config
+        text = {**_sizes("gemma3_text", layers), "model_type": "gemma3_text"}
+        vision = {**_BASE, "num_hidden_layers": 2, "image_size": 28, "patch_size": 14}
+        return {"text_config": text, "vision_config": vision, "mm_tokens_per_image": 4}
     if model_type == "funnel":  # its depth is the sum of its block sizes
         return {**_BASE, "block_sizes": [layers // 2, layers - layers // 2], "d_model": 32, "n_head": 2}
     sized = {**_BASE, "num_hidden_layers": layers}

@@ -282,6 +282,13 @@ def test_an_unregistered_family_that_copies_cleanly_is_accepted_and_exact() -> N
     )
 
 
+def test_a_multimodal_config_is_refused_naming_its_text_model() -> None:
+    config = tiny_config("gemma3", layers=4)
+    config.model_type = "my-multimodal"
+    with pytest.raises(ConfigError, match="use the gemma3_text model as the teacher"):
+        check_surgery(config)
+
+
 def test_an_encoder_decoder_config_is_refused_whatever_its_family() -> None:
     config = tiny_config("bart", layers=4)
     config.model_type = "my-seq2seq"

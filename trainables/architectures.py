@@ -95,6 +95,13 @@ class Architecture:
                 f"and a student copies the layers of one stack. Use an encoder-only or decoder-only "
                 f"teacher (see docs/models.md)."
             )
+        text = config.get_text_config()
+        if text is not config and not isinstance(getattr(config, "num_hidden_layers", None), int):
+            raise ConfigError(
+                f"{name} is a multimodal model: its language layers are set in its text config "
+                f"({text.model_type}), beside other encoders. Layer surgery copies the layers of a "
+                f"text-only model: use the {text.model_type} model as the teacher."
+            )
         depth = getattr(config, "num_hidden_layers", None)
         if not isinstance(depth, int) or depth < 2:
             raise ConfigError(
@@ -408,6 +415,14 @@ register_architecture(
         "Funnel Transformer",
         refusal="Funnel Transformer pools the sequence between its blocks of layers (block_sizes), so its "
         "layers are not one stack of interchangeable blocks. Use a teacher with one stack of layers.",
+    )
+)
+register_architecture(
+    Architecture(
+        "gemma3",
+        "Gemma-3 (multimodal)",
+        refusal="Gemma3ForSequenceClassification is a multimodal model: its language layers sit beside a "
+        "vision encoder and are set in its text_config. Use the text-only model (gemma3_text).",
     )
 )
 for _type, _family in (("bart", "BART"), ("mbart", "mBART"), ("t5", "T5")):

@@ -1,10 +1,10 @@
 """Teacher outputs on the training set, computed once and reused by every epoch and every trial.
 
 The teacher is frozen and runs in eval mode, so its logits and last hidden states (the output of its
-last block, `trainables.blocks`, before any final norm) are a pure function
-of (teacher weights, training rows, tokenizer, max length). They are stored beside the teacher under
-a key made of exactly those (the weights by their content hash, the rows by their token ids), with a
-checksum, so a stale or corrupt cache is rebuilt, never used.
+last block, before any final norm: `trainables.blocks`) are a pure function of (teacher weights,
+training rows, tokenizer, max length). They are stored beside the teacher under a key made of exactly
+those (the weights by their content hash, the rows by their token ids), with a checksum, so a stale or
+corrupt cache is rebuilt, never used.
 
 Teacher outputs are computed and kept in fp32, whatever precision the student trains in, so a trial
 that reads the cache and one that runs the teacher live get the same targets.
@@ -32,7 +32,7 @@ from trainables.data import DataConfig, load_train_rows
 from trainables.teacher import load_teacher, weights_hash
 
 CACHE_DIR = "teacher_cache"
-FORMAT_VERSION = 3  # 3: hidden states are the last block's output (trainables.blocks)
+FORMAT_VERSION = 3  # in the cache key: a cache written in another layout is rebuilt
 DEFAULT_MAX_MEMORY_BYTES = 2 * 1024**3
 
 

@@ -107,11 +107,11 @@ def check_study(config: StudyConfig) -> Checked:
     if not config.teacher.base:
         raise ConfigError("No teacher given: set teacher.base (or --teacher) to a model folder or hub id.")
     base_config = model_config(config.teacher.base, config.teacher.trust_remote_code)
+    check_surgery(base_config, config.trial.student_layers, config.teacher.trust_remote_code)
     depth = getattr(base_config, "num_hidden_layers", None)
     if not isinstance(depth, int):
         raise ConfigError(f"{config.teacher.base} has no num_hidden_layers: it is not a layered encoder.")
     layers = {s: rule_layers(s, depth, config.trial.student_layers) for s in config.strategies}
-    check_surgery(base_config, config.trial.student_layers, config.teacher.trust_remote_code)
     for strategy in config.strategies:
         trial_config(config, config.teacher.base, strategy).validate()
     finetune = needs_finetune(config, base_config)

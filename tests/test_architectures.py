@@ -240,10 +240,10 @@ def test_gpt2_that_scales_attention_by_layer_position_is_refused() -> None:
         check_surgery(config, student_layers=6)
     # and the refusal is right: a moved layer does compute something else
     model = tiny_classifier("gpt2", scale_attn_by_inverse_layer_idx=True)
-    monkey = architectures.Architecture("gpt2", "GPT-2")
-    config = monkey.student_config(model.config, LAYER_SETS["even"])
+    generic = architectures.Architecture("gpt2", "GPT-2")  # the rules without the refusal
+    config = generic.student_config(model.config, LAYER_SETS["even"])
     student = type(model)(config).eval()
-    student.load_state_dict(monkey.student_state(model, student, LAYER_SETS["even"]))
+    student.load_state_dict(generic.student_state(model, student, LAYER_SETS["even"]))
     inputs = example_inputs(model)
     expected = skipped_logits(model, LAYER_SETS["even"], inputs)
     assert not torch.allclose(student_logits(student, inputs), expected, atol=1e-4)
@@ -325,7 +325,11 @@ def test_bigbird_is_tested_with_block_sparse_attention() -> None:
 
 @pytest.mark.parametrize(
     ("model_type", "message"),
-    [("albert", "ALBERT shares one set of layer weights"), ("bart", "two layer stacks")],
+    [
+        ("albert", "ALBERT shares one set of layer weights"),
+        ("bart", "two layer stacks"),
+        ("gemma3", "Use the text-only model (gemma3_text)"),
+    ],
 )
 def test_a_study_with_a_refused_teacher_stops_in_its_preflight(
     model_type: str, message: str, world: dict, tmp_path: Path, capsys

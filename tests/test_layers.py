@@ -4,7 +4,8 @@ import math
 import pytest
 
 from trainables.errors import ConfigError
-from trainables.layers import expand_subsets, select_layers
+from trainables.strategies.registry import select_layers
+from trainables.strategies.subsets import expand_subsets
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from sweep.run import main
 from sweep.stages.deliverables import rank_stage
 from sweep.ui.console import shown_messages
 from tests.conftest import smoke_args
-from trainables.layers import select_layers
+from trainables.strategies.registry import select_layers
 from trainables.tiny import write_tiny_encoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,7 +223,7 @@ def test_dry_run_json_lists_every_planned_trial(world: dict, tmp_path: Path, cap
     assert [t["strategy"] for t in search] == [s for s in ("bottom", "top", "custom:1,4") for _ in range(3)]
     first, sampled = search[0], search[1]
     assert first["hyperparameters"].startswith("fixed") and first["lr"] == 3e-3
-    assert sampled["hyperparameters"] == "sampled by TPE"
+    assert sampled["hyperparameters"] == "sampled at random"  # TPE models from the third trial on
     assert sampled["lr"] == {"min": 1e-3, "max": 1e-2, "log": True}
     assert {(t["strategy"], t["seed"]) for t in replicate} == {
         (s, seed) for s in ("bottom", "top", "custom:1,4") for seed in (0, 1, 2)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sweep.config.presets import DEFAULT_PRESET, PRESETS
 from trainables.errors import ConfigError
-from trainables.layers import STRATEGY_HELP
+from trainables.strategies.registry import strategy_help
 from trainables.vocabulary import TRIAL_STAGES
 
 PROG = "python -m sweep.run"
@@ -79,7 +79,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "strategies",
         "strategies",
-        f"layer strategies: {STRATEGY_HELP}",
+        f"layer strategies: {strategy_help()}",
         "study",
         nargs="+",
         convert=split_strategies,

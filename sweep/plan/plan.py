@@ -21,6 +21,7 @@ from trainables.vocabulary import SEARCHED, Setting, Stage, StudyLayout
 
 # Where a planned trial's hyper-parameters come from (the dry run's last column).
 FIRST_POINT = "fixed (first trial of this strategy)"
+RANDOM = "sampled at random"
 SAMPLED = "sampled by TPE"
 FROM_SEARCH = "best search trial of this strategy"
 FIXED = "fixed"
@@ -150,7 +151,7 @@ def _search(config: StudyConfig, layers: dict) -> tuple[Experiment, ...]:
     sampled = {name: _sampled(space[name]) if name in space else value for name, value in fixed.items()}
     experiments, number = [], 0
     for strategies in groups:
-        trials = []
+        trials, startup = [], config.search.startup(len(strategies))
         for index in range(config.search.num_samples):
             strategy = (
                 strategies[0] if per_strategy else strategies[index] if index < len(strategies) else None
@@ -165,7 +166,7 @@ def _search(config: StudyConfig, layers: dict) -> tuple[Experiment, ...]:
                     config.search.seed,
                     Setting.SEARCH,
                     dict(first if index < len(strategies) else sampled),
-                    FIRST_POINT if index < len(strategies) else SAMPLED,
+                    FIRST_POINT if index < len(strategies) else RANDOM if index < startup else SAMPLED,
                 )
             )
         folder = StudyLayout.search_folder(strategies[0] if per_strategy and len(groups) > 1 else None)

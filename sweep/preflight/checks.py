@@ -14,7 +14,9 @@ from sweep.preflight.address import check_address
 from sweep.preflight.data import check_metric, check_sources
 from sweep.preflight.model import model_config, needs_finetune, parameter_counts, teacher_depth
 from trainables.errors import ConfigError
-from trainables.layers import expand_subsets, rule_layers
+from trainables.strategies.registry import rule_layers
+from trainables.strategies.subsets import expand_subsets
+from trainables.student import check_surgery
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ def check_study(config: StudyConfig) -> Preflight:
     if not config.teacher.base:
         raise ConfigError("No teacher given: set teacher.base (or --teacher) to a model folder or hub id.")
     base_config = model_config(config.teacher.base, config.teacher.trust_remote_code)
+    check_surgery(base_config, config.trial.student_layers, config.teacher.trust_remote_code)
     depth = teacher_depth(base_config, config.teacher.base)
     config.strategies = expand_subsets(
         config.strategies, depth, config.trial.student_layers, config.data.data_seed

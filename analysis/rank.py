@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.names import STAGES
 from analysis.outputs import write_outputs
 from analysis.raced import rank_race, read_race_record
 from analysis.ranked import RankedStage
@@ -36,7 +35,7 @@ from analysis.report import console_table, verdict_sentences
 from analysis.results import InputError, load_results, merge_results, only_strategies, resolve_input
 from analysis.values import REDUCTIONS
 from trainables.metrics import EVAL_ACCURACY
-from trainables.vocabulary import RACE_FILE, StudyLayout
+from trainables.vocabulary import RACE_FILE, TRIAL_STAGES, StudyLayout
 
 
 def rank_into(
@@ -135,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="the race record (race.json) of a raced stage given as a per-trial CSV: rank it by its race",
     )
-    parser.add_argument("--stage", choices=STAGES, help="stage of a study folder (default: replicate)")
+    parser.add_argument("--stage", choices=TRIAL_STAGES, help="stage of a study folder (default: replicate)")
     parser.add_argument(
         "--reduce", choices=REDUCTIONS, default="last", help="a trial's value over its epochs"
     )

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 
 from analysis.aggregate import Sample, exclusions, samples, strategy_facts, trial_notes
-from analysis.names import SEARCH, TUNED_SETTING
+from analysis.names import TUNED_SETTING
 from analysis.ranked import COLUMNS, RankedSample, RankedStage
 from analysis.results import InputError, Results
 from analysis.stats import Ranking, rank_strategies
 from analysis.values import full_budget, trial_values
 from trainables.metrics import EVAL_ACCURACY, direction, task_metric
-from trainables.vocabulary import EVAL, SELECTION, STRATEGY, scored
+from trainables.vocabulary import EVAL, SELECTION, STRATEGY, Stage, scored
 
 
 def rank_results(
@@ -30,7 +30,7 @@ def rank_results(
     if mode not in ("max", "min"):
         raise InputError(f"Unknown mode '{mode}'; use max (higher is better) or min.")
     values, budget = trial_values(results, metric, reduce), None
-    if stage == SEARCH:
+    if stage == Stage.SEARCH:
         values, budget = full_budget(values)
     notes = [*results.notes, *trial_notes(values)]
     if (values["excluded"] != "").all():

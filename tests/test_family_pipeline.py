@@ -145,7 +145,7 @@ def test_evaluation_scores_what_the_logits_say(world) -> None:
 def test_the_cache_holds_the_live_teachers_logits_and_last_block_output(world) -> None:
     rows = world.data.train.select(range(40))
     cached = load_or_build(
-        world.teacher, world.dir, weights_hash(world.dir), rows, world.tokenizer, True, CPU
+        world.teacher, world.dir, weights_hash(world.dir), rows, world.tokenizer, True, CPU, 2**30
     )
     seen: list[torch.Tensor] = []
     hook = final_norm(world.teacher).register_forward_pre_hook(lambda module, args: seen.append(args[0]))

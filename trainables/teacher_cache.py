@@ -28,12 +28,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainables import loop
 from trainables.blocks import last_block_output
-from trainables.data import DataConfig, load_train_rows
-from trainables.teacher import load_teacher, weights_hash
 
 CACHE_DIR = "teacher_cache"
 FORMAT_VERSION = 3  # in the cache key: a cache written in another layout is rebuilt
-DEFAULT_MAX_MEMORY_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -70,22 +67,6 @@ def cache_key(teacher_hash: str, rows: datasets.Dataset, with_hidden: bool) -> s
     return digest.hexdigest()[:24]
 
 
-def build_for_study(teacher_dir: str, data: DataConfig, with_hidden: bool, device: str = "auto") -> None:
-    """Build the cache of the students' training rows once, before any trial, so that concurrent
-    trials only read it."""
-    teacher, tokenizer, _ = load_teacher(teacher_dir, data.task)
-    rows = load_train_rows(data, tokenizer)
-    load_or_build(
-        teacher,
-        teacher_dir,
-        weights_hash(teacher_dir),
-        rows,
-        tokenizer,
-        with_hidden,
-        loop.pick_device(device),
-    )
-
-
 def load_or_build(
     teacher: PreTrainedModel,
     teacher_dir: str,
@@ -94,7 +75,7 @@ def load_or_build(
     tokenizer: PreTrainedTokenizerBase,
     with_hidden: bool,
     device: torch.device,
-    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+    max_memory_bytes: int,
 ) -> TeacherOutputs:
     """The cached outputs for `rows`, building (or rebuilding) them if missing or invalid."""
     folder = Path(teacher_dir) / CACHE_DIR / cache_key(teacher_hash, rows, with_hidden)

@@ -8,17 +8,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from analysis.pairwise import MANN_WHITNEY, WILCOXON
 from analysis.power import ALPHA, POWER, listed
+from analysis.raced import race_summary
+from analysis.ranked import RankedSample, RankedStage
 from analysis.stats import Ranking
-
-if TYPE_CHECKING:
-    from analysis.rank import Study
 
 _TEST_NAMES = {WILCOXON: "Wilcoxon signed-rank", MANN_WHITNEY: "Mann-Whitney U"}
 _COLUMNS = {
@@ -31,7 +29,10 @@ _COLUMNS = {
     "std": "std",
     "ci": "95% CI",
     "mean_rank": "mean rank",
+    "race_status": "race",
+    "race_round": "round",
     "p_vs_best": "p vs best",
+    "race_threshold": "threshold",
     "tied_with_best": "tied with best",
     "n_collapsed": "collapsed",
     "retention_above_baseline": "retention above baseline",
@@ -53,6 +54,7 @@ class Section:
 
     heading: str
     ranking: Ranking
+    verdict: Sequence[str] = field(default_factory=tuple)
     plots: Sequence[Path] = field(default_factory=tuple)
     curves: str = ""
 
@@ -109,6 +111,24 @@ def collapse_sentence(ranking: Ranking) -> str:
         named = [f"{r.strategy} {r.n_collapsed} of {r.n} ({block}: {r.collapsed})" for r in some.itertuples()]
         parts.append(f"Collapsed to one prediction on the ranked split: {'; '.join(named)}.")
     return " ".join(parts)
+
+
+def verdict_sentences(ranked: RankedSample) -> list[str]:
+    """What a ranking concludes: the retention above the baseline; a race's decisions, else the
+    significance sentence; which strategies collapsed; and, outside a race, the power sentence.
+    Empty sentences are left out."""
+    ranking = ranked.ranking
+    if ranked.race is not None:
+        decided = race_summary(ranked.race, len(ranked.sample.trials))
+        sentences = [baseline_sentence(ranking), *decided, collapse_sentence(ranking)]
+    else:
+        sentences = [
+            baseline_sentence(ranking),
+            significance_sentence(ranking),
+            collapse_sentence(ranking),
+            power_sentence(ranking),
+        ]
+    return [s for s in sentences if s]
 
 
 def significance_sentence(ranking: Ranking) -> str:
@@ -237,6 +257,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     if "config" in shown and not shown["config"].astype(bool).any():
         shown = shown.drop(columns="config")  # only the search stage's best_config has one
     shown = shown.drop(columns=[c for c in _OPTIONAL if c in shown and shown[c].isna().all()])
+    if "race_status" in shown and not shown["race_status"].fillna("").astype(bool).any():
+        shown = shown.drop(columns=["race_status", "race_round", "race_threshold"])  # a raced stage's
     shown = shown[[column for column in _COLUMNS if column in shown]]
     lines = [
         "| " + " | ".join(_COLUMNS[column] for column in shown) + " |",
@@ -269,14 +291,8 @@ def write_report(
     lines += [f"- {fact}" for fact in facts] + [""]
     for section in sections:
         lines += [f"## {section.heading}", ""]
-        ranking = section.ranking
-        for sentence in (
-            baseline_sentence(ranking),
-            significance_sentence(ranking),
-            collapse_sentence(ranking),
-            power_sentence(ranking),
-        ):
-            lines += [sentence, ""] if sentence else []
+        for sentence in section.verdict:
+            lines += [sentence, ""]
         lines += [markdown_table(section.ranking.table), ""]
         for plot in section.plots:
             lines += [f"![{plot.stem}]({os.path.relpath(plot, path.parent)})", ""]
@@ -287,7 +303,7 @@ def write_report(
     path.write_text("\n".join(lines))
 
 
-def console_table(study: Study) -> str:
+def console_table(study: RankedStage) -> str:
     """The rankings as compact text for a terminal: per ranking a heading and one line per strategy
     (the significance sentence and the power estimate are in report.md)."""
     blocks = []

@@ -9,10 +9,11 @@ from scipy import stats
 
 from trainables import metrics, vocabulary
 from trainables.config import TrialConfig
-from trainables.data import DataConfig, task_spec
+from trainables.data import DataConfig
 from trainables.distill import run_trial
 from trainables.losses import LossWeights, distillation_loss
 from trainables.metrics import score
+from trainables.tasks import task_spec
 from trainables.teacher import TeacherConfig, finetune_teacher
 from trainables.tiny import write_sentiment_task, write_tiny_encoder
 

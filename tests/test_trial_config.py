@@ -126,7 +126,7 @@ def test_a_teacher_whose_labels_cannot_be_matched_is_refused(tmp_path) -> None:
 
 
 def test_generic_label_names_are_said_to_be_unchecked(tmp_path) -> None:
-    from trainables.data import task_spec
+    from trainables.tasks import task_spec
     from trainables.teacher import label_order_note
 
     logits = _mnli_classifier(tmp_path, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})

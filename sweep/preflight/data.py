@@ -10,7 +10,7 @@ from sweep.config.study import StudyConfig
 from trainables.data import Split, check_train_classes, needs_hub, split_labels
 from trainables.errors import ConfigError
 from trainables.hub import require_hub
-from trainables.layers import is_data_driven
+from trainables.strategies.registry import is_data_driven
 from trainables.tasks import task_name, task_spec
 from trainables.vocabulary import every_epoch
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from analysis.aggregate import ranked_trials
 from analysis.plots import plot_layer_scores
-from analysis.rank import rank_into, top_strategy
+from analysis.rank import rank_into
+from analysis.ranked import top_strategy
 from analysis.report import console_table
 from analysis.results import InputError, load_results
 from analysis.values import trial_values

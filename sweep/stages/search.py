@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from optuna.samplers import TPESampler
+from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from ray.tune import Tuner
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
@@ -72,7 +72,7 @@ def search_tuner(
             metric=metric,
             mode=direction(metric),
             points_to_evaluate=spaces.first_points(config, experiment),
-            sampler=TPESampler(seed=search.sampler_seed),
+            sampler=sampler(config, experiment),
         ),
         scheduler=ASHAScheduler(
             time_attr="training_iteration",
@@ -84,6 +84,15 @@ def search_tuner(
         ),
         num_samples=len(experiment.trials),
     )
+
+
+def sampler(config: StudyConfig, experiment: Experiment) -> BaseSampler:
+    """The search's Optuna sampler: TPE after the start-up trials the plan shows, or random."""
+    search = config.search
+    if search.sampler == "random":
+        return RandomSampler(seed=search.sampler_seed)
+    startup = search.startup(len(experiment.strategies))
+    return TPESampler(n_startup_trials=startup, seed=search.sampler_seed)
 
 
 def best_of_search(plan: StudyPlan) -> dict[str, dict]:

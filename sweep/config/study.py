@@ -219,12 +219,11 @@ def _absolute(path: str) -> str:
 
 def _absolute_files(data: DataConfig) -> DataConfig:
     """Data files as absolute paths, so trials find them from their own working directory."""
-    fix = absolute_source
     return dataclasses.replace(
         data,
-        train=fix(data.train),
-        validation=fix(data.validation),
-        test=fix(data.test),
-        selection=fix(data.selection),
-        extra_validation={name: fix(source) for name, source in data.extra_validation.items()},
+        train=absolute_source(data.train),
+        validation=absolute_source(data.validation),
+        test=absolute_source(data.test),
+        selection=absolute_source(data.selection),
+        extra_validation={name: absolute_source(source) for name, source in data.extra_validation.items()},
     )

@@ -23,6 +23,7 @@ from trainables.settings import (
     LearningRate,
     Number,
     Positive,
+    Seed,
     Text,
     build,
     check,
@@ -74,7 +75,7 @@ class TrialConfig(TrialSettings):
     # The 1-based teacher layers the student copies, resolved once by the study ([] for scratch);
     # None: resolve a fixed-rule strategy from the teacher's depth (a trial run by hand).
     teacher_layers: list[int] | None = None
-    seed: Index = 0
+    seed: Seed = 0
     # The ranking a replicate trial belongs to: its strategy's fixed or tuned settings (or "search").
     setting: Literal["fixed", "tuned", "search"] = "fixed"
     device: Text = "auto"

@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from trainables import metrics
 from trainables.errors import ConfigError
 from trainables.hub import require_hub
-from trainables.settings import Count, Index, Text, check, settings
+from trainables.settings import Count, Seed, Text, check, settings
 
 HUB_DATASET = "nyu-mll/glue"
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -94,7 +94,7 @@ class DataConfig:
     validation_size: Count | None = None
     test_size: Count | None = None
     selection_size: Count | None = None
-    data_seed: Index = 0
+    data_seed: Seed = 0
     max_length: Count = 128
 
     def validate(self) -> None:

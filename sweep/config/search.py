@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field
 
 from trainables.config import TrialSettings
 from trainables.errors import ConfigError
-from trainables.settings import Count, Flag, Index, Number, Whole, settings
+from trainables.settings import Count, Flag, Number, Seed, Whole, build, settings
 from trainables.vocabulary import SEARCHED
 
 
@@ -42,6 +42,9 @@ class Range:
 
 
 SearchRange = Annotated[Range, BeforeValidator(_range_mapping)]
+# The most trials of one strategy a stage may plan (search samples, replicate seeds): every planned trial
+# is listed before the study starts, and more than this is a typo, not a study.
+MOST_TRIALS = 10_000
 
 
 def _default_space() -> dict[str, Range]:
@@ -60,9 +63,9 @@ class SearchSpec:
     # per_strategy: each strategy gets its own search of num_samples trials (a fair contest);
     # joint: one search of num_samples trials samples the strategy like a hyper-parameter.
     mode: Literal["per_strategy", "joint"] = "per_strategy"
-    num_samples: Count = 8
-    seed: Index = 0  # the trials' seed during the search; the replicate stage varies it
-    sampler_seed: Index = 0
+    num_samples: Annotated[Count, Field(le=MOST_TRIALS)] = 8
+    seed: Seed = 0  # the trials' seed during the search; the replicate stage varies it
+    sampler_seed: Seed = 0
     # ASHA's first rung, in epochs; null: half the epochs, rounded up. Students that start near chance
     # (scratch, or a copied block that must relearn its head) often leave it only after a few epochs,
     # and a first rung at epoch 1 would judge every setting of theirs on the same chance accuracy.
@@ -101,6 +104,12 @@ def check_space(space: dict[str, Range], trial: TrialSettings) -> None:
     negative = [w for w in weights if lowest.get(w, 0.0) < 0]
     if negative:
         raise ConfigError(f"Loss weights cannot be negative: search.space ranges of {negative} go below 0.")
+    for name, bounds in space.items():
+        for bound in (bounds.min, bounds.max):
+            try:
+                build(TrialSettings, {name: bound}, "trial")
+            except ConfigError as error:
+                raise ConfigError(f"search.space.{name} reaches {bound}: {error} Narrow the range.") from None
     highest = [space[w].max if w in space else getattr(trial, w) for w in weights]
     if max(highest) <= 0:
         raise ConfigError(

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from analysis.power import blocks_needed
 from analysis.stats import examples_for, interval_half_width
-from sweep.config.study import StudyConfig
+from sweep.config.study import StudyConfig, is_uri
 from sweep.preflight.checks import Preflight
+from sweep.preflight.folder import existing_ancestor
 from trainables.data import is_file_source
+from trainables.errors import ConfigError
 from trainables.vocabulary import Stage
 
 # Warn when a 95% interval on an evaluation set's accuracy is wider than this on each side.
@@ -25,15 +27,19 @@ CHECKPOINT_BYTES_PER_PARAMETER = 12
 
 
 def study_warnings(
-    config: StudyConfig, layers: dict[str, list[int] | None], trials: int, checkpoints: int
+    config: StudyConfig,
+    layers: dict[str, list[int] | None],
+    trials: int,
+    checkpoints: int,
+    resumed: bool = False,
 ) -> list[str]:
     """Every warning of a study of `trials` planned trials whose kept checkpoints take `checkpoints`
-    bytes."""
+    bytes; raises ConfigError for a new study whose checkpoints cannot fit (see `disk_warnings`)."""
     return (
         eval_set_warnings(config)
         + same_layer_warnings(layers)
         + seed_count_warnings(config)
-        + disk_warnings(config, trials, checkpoints)
+        + disk_warnings(config, trials, checkpoints, resumed)
     )
 
 
@@ -61,20 +67,37 @@ def checkpoint_bytes(config: StudyConfig, preflight: Preflight, trials: int) -> 
     return trials * config.keep_checkpoints * preflight.student_params * CHECKPOINT_BYTES_PER_PARAMETER
 
 
-def disk_warnings(config: StudyConfig, trials: int, need: int) -> list[str]:
+def disk_warnings(config: StudyConfig, trials: int, need: int, resumed: bool = False) -> list[str]:
     """Whether `need` bytes of the checkpoints of `trials` trials fit in the free space of the study's
-    storage path: a full disk fails every trial that is running when it fills."""
-    folder = Path(config.study_dir).expanduser().absolute()
-    while not folder.exists():  # the study folder (and maybe its storage path) is made later
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    storage path: a full disk fails every trial that is running when it fills. A new study that cannot
+    fit is refused (ConfigError); a resumed one is warned, as part of its checkpoints are there already.
+    Remote storage (a URI) is not checked."""
+    if is_uri(config.storage_path):
+        return []
+    free = free_bytes(config)
     if need <= free:
         return []
-    return [
-        f"the {trials} trials keep about {need / 1e9:.1f} GB of checkpoints in {config.study_dir}, "
-        f"but {free / 1e9:.1f} GB are free there; trials fail when the disk fills. Free space, or "
-        "choose another --storage-path."
-    ]
+    message = (
+        f"the {trials} trials keep about {size_text(need)} of checkpoints in {config.study_dir}, but "
+        f"{size_text(free)} are free there; trials fail when the disk fills. Free space, keep fewer "
+        "checkpoints (keep_checkpoints), or choose another --storage-path."
+    )
+    if not resumed:
+        raise ConfigError(message[0].upper() + message[1:])
+    return [message]
+
+
+def free_bytes(config: StudyConfig) -> int:
+    """Free space where the study's folder is (or will be made)."""
+    return shutil.disk_usage(existing_ancestor(Path(config.study_dir))).free
+
+
+def size_text(size: float) -> str:
+    """Bytes as GB, MB or kB, e.g. "0.8 GB", "19.8 MB"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if size >= scale / 10:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 1e3:.0f} kB"
 
 
 def seed_count_warnings(config: StudyConfig) -> list[str]:

@@ -12,7 +12,13 @@ from sweep.config.study import StudyConfig
 from sweep.config.trial import teacher_config, trial_config
 from sweep.preflight.address import check_address
 from sweep.preflight.data import check_metric, check_sources
-from sweep.preflight.model import model_config, needs_finetune, parameter_counts, teacher_depth
+from sweep.preflight.model import (
+    check_teacher_files,
+    model_config,
+    needs_finetune,
+    parameter_counts,
+    teacher_depth,
+)
 from trainables.errors import ConfigError
 from trainables.layers import rule_layers
 
@@ -45,6 +51,7 @@ def check_study(config: StudyConfig) -> Preflight:
     finetune = needs_finetune(config, base_config)
     if finetune:
         teacher_config(config, config.teacher.base).validate()
+    check_teacher_files(config, finetune)
     check_sources(config)
     sizes = parameter_counts(base_config, config.data.task, config.trial.student_layers)
     return Preflight(depth, layers, finetune, *sizes)

@@ -1,5 +1,6 @@
-"""Checks on the teacher model that need only its config: where it is, its depth, whether it already
-classifies the task, and how many parameters the teacher and a student have."""
+"""Checks on the teacher model: where it is, its depth, whether it already classifies the task, and
+how many parameters the teacher and a student have, from its config; then, for a local folder, its
+files as the teacher stage will load them (weights, tokenizer, label names, input length)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sweep.config.study import StudyConfig
 from trainables.data import task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
-from trainables.teacher import check_head
+from trainables.teacher import check_head, check_max_length, load_classifier, load_teacher
 
 
 def model_config(name: str, trust_remote_code: bool = False) -> PretrainedConfig:
@@ -64,3 +65,17 @@ def needs_finetune(config: StudyConfig, base_config: PretrainedConfig) -> bool:
             f"{config.data.task} classifier; let the study fine-tune it (finetune: auto)."
         )
     return bool(choice)
+
+
+def check_teacher_files(config: StudyConfig, finetune: bool) -> None:
+    """Load a local teacher folder as the teacher stage will, and refuse what it would refuse: weight
+    files that are missing, cut off or do not fit the config, a tokenizer that is not the model's,
+    label names that cannot be matched to the task's, an untrained head on a teacher that is not
+    fine-tuned; and a data.max_length beyond the model's positions. A hub id is checked by the teacher
+    stage (loading it here would download it)."""
+    base, task = config.teacher.base, config.data.task
+    if not is_local(base):
+        return
+    load = load_classifier if finetune else load_teacher
+    model, tokenizer, _ = load(base, task, config.teacher.trust_remote_code)
+    check_max_length(model, tokenizer, config.data.max_length, base)

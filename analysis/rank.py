@@ -30,10 +30,18 @@ import numpy as np
 import pandas as pd
 
 from analysis.aggregate import Sample, exclusions, samples, strategy_facts, trial_notes
-from analysis.names import BEST_CONFIG, SEARCH, STAGES, TUNED_SETTING
+from analysis.names import BEST_CONFIG, SEARCH, STAGES, TRIALS_CSV, TUNED_SETTING
 from analysis.outputs import write_outputs
 from analysis.report import console_table, power_sentence, significance_sentence
-from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
+from analysis.results import (
+    InputError,
+    Results,
+    history_path,
+    load_results,
+    merge_results,
+    only_strategies,
+    resolve_input,
+)
 from analysis.stats import Ranking, rank_strategies
 from analysis.values import REDUCTIONS, full_budget, trial_values
 from trainables.metrics import EVAL_ACCURACY, direction, task_metric
@@ -252,10 +260,63 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The files of a stage folder that the ranking reads besides its subfolders (trials, or experiments of
+# its parts): its per-trial CSV and history, and Ray's experiment state.
+READ_IN_FOLDER = (TRIALS_CSV, history_path(Path(TRIALS_CSV)).name)
+RAY_STATE_PREFIXES = (
+    "experiment_state",
+    "tuner.pkl",
+    "basic-variant-state",
+    "search_gen_state",
+    "searcher-state",
+)
+
+
+def refuse_overwriting_inputs(
+    paths: Sequence[Path], stage: str | None, outputs: Sequence[Path | None]
+) -> None:
+    """Raises InputError when an output (or the per-epoch history written beside an output CSV) would
+    overwrite what the ranking reads: an input CSV or the history beside it, or in the stage folder an
+    input folder is read from, its per-trial CSV, Ray's state or anything in its subfolders."""
+    files: set[Path] = set()
+    folders: list[Path] = []
+    for path in paths:
+        source, _ = resolve_input(path, stage)
+        if source.is_file():
+            files |= {source.resolve(), history_path(source).resolve()}
+        else:
+            folders.append(source.resolve())
+    written = [Path(path) for path in outputs if path is not None]
+    written += [history_path(path) for path in written if path.suffix.lower() == ".csv"]
+    for path in written:
+        target = path.resolve()
+        if target in files or any(_read_in(folder, target) for folder in folders):
+            raise InputError(
+                f"Writing {path} would overwrite what is ranked (it is an input, the history of one, or a "
+                f"file the ranking reads from an input folder). Write the outputs elsewhere, e.g. "
+                f"--out ranking.csv."
+            )
+
+
+def _read_in(folder: Path, target: Path) -> bool:
+    """Whether the ranking of the stage folder `folder` reads the file `target`."""
+    if not target.is_relative_to(folder):
+        return False
+    return (
+        target.parent != folder or target.name in READ_IN_FOLDER or target.name.startswith(RAY_STATE_PREFIXES)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 for input that cannot be ranked)."""
     args = _parser().parse_args(argv)
     try:
+        plots = (
+            [args.plot, args.plot.with_name(f"{args.plot.stem}_epochs{args.plot.suffix}")]
+            if args.plot
+            else []
+        )
+        refuse_overwriting_inputs(args.paths, args.stage, [args.out, args.report, args.trials, *plots])
         study = _load_and_rank(args.paths, args.metric, args.stage, args.mode, args.reduce, args.strategies)
         with warnings_on_stderr():
             written = write_outputs(study, args.out, args.plot, args.report, args.trials)

@@ -153,6 +153,16 @@ def _check_source(task: str, source: str) -> None:
             raise ConfigError(f"Data file {source} is empty: it holds no rows.")
         return
     splits = task_spec(task).hub_splits
+    if source not in splits and Path(source).expanduser().exists():
+        kind = (
+            "a folder"
+            if Path(source).expanduser().is_dir()
+            else f"a {Path(source).suffix or 'suffix-less'} file"
+        )
+        raise ConfigError(
+            f"Data source {source} is {kind}; give a .jsonl, .json or .csv file with the hub's {task} "
+            f"columns, or a hub split name ({', '.join(splits)})."
+        )
     if source not in splits:
         raise ConfigError(
             f"{source!r} is neither a data file (.jsonl, .json, .csv) nor a {HUB_DATASET} split of "
@@ -171,7 +181,13 @@ def load_rows(task: str, source: str) -> datasets.Dataset:
             "Point the data paths at local .jsonl/.csv files with the hub's columns instead.",
         )
         rows = datasets.load_dataset(HUB_DATASET, task, split=source)
-    _check_rows(task, source, rows)
+    try:
+        _check_rows(task, source, rows)
+    except UnicodeDecodeError as error:  # the text of a row is not UTF-8 (read as it is first used)
+        raise ConfigError(
+            f"{source} is not UTF-8 text: byte {error.object[error.start : error.end]!r} of a row cannot be "
+            f"read ({error.reason}). Save the file as UTF-8."
+        ) from None
     return rows
 
 

@@ -113,7 +113,7 @@ def plan_study(
         search,
         replicate,
         settings,
-        study_warnings(config, layers, trials, need, resumed),
+        study_warnings(config, layers, trials, need, resumed, preflight.shared_rows),
         study_notes(config),
     )
 

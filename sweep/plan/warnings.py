@@ -4,6 +4,7 @@ test set drawn from a validation split, and a tuned ranking that reuses its sele
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -32,11 +33,17 @@ def study_warnings(
     trials: int,
     checkpoints: int,
     resumed: bool = False,
+    shared: dict[str, tuple[int, int]] | None = None,
 ) -> list[str]:
     """Every warning of a study of `trials` planned trials whose kept checkpoints take `checkpoints`
-    bytes; raises ConfigError for a new study whose checkpoints cannot fit (see `disk_warnings`)."""
+    bytes and whose scored sets share `shared` rows with the training rows (see
+    `sweep.preflight.data.shared_rows`); raises ConfigError for a new study whose checkpoints cannot fit
+    (see `disk_warnings`)."""
     return (
         eval_set_warnings(config)
+        + shared_row_warnings(shared or {})
+        + size_warnings(config)
+        + cpu_warnings(config)
         + same_layer_warnings(layers)
         + seed_count_warnings(config)
         + disk_warnings(config, trials, checkpoints, resumed)
@@ -98,6 +105,43 @@ def size_text(size: float) -> str:
         if size >= scale / 10:
             return f"{size / scale:.1f} {unit}"
     return f"{size / 1e3:.0f} kB"
+
+
+def shared_row_warnings(shared: dict[str, tuple[int, int]]) -> list[str]:
+    """Scored sets some of whose rows are training rows: their scores favour memorising."""
+    return [
+        f"{count} of the {total} {name} rows are also training rows (the same text); a student is scored "
+        f"on rows it trained on. Remove them from one of the files."
+        for name, (count, total) in shared.items()
+    ]
+
+
+def size_warnings(config: StudyConfig) -> list[str]:
+    """Subset sizes larger than a data file: the study uses all its rows (a sensible reading, said
+    once so that a typo in a size does not pass unseen)."""
+    data, warnings = config.data, []
+    sizes = {"train": (data.train, data.train_size), "validation": (data.validation, data.validation_size)}
+    sizes |= {"test": (data.test, data.test_size), "selection": (data.selection, data.selection_size)}
+    for name, (source, size) in sizes.items():
+        rows = _file_rows(source) if source and size and is_file_source(source) else None
+        if rows is not None and size > rows and not (name == "selection" and data.holds_out):
+            warnings.append(
+                f"data.{name}_size is {size}, but {source} holds {rows} rows: the study uses all {rows}."
+            )
+    return warnings
+
+
+def cpu_warnings(config: StudyConfig) -> list[str]:
+    """A local Ray instance given more CPUs than the machine has runs that many trials at once on fewer
+    cores (Ray counts CPUs, it does not check them)."""
+    res, machine = config.resources, os.cpu_count() or 1
+    if res.address or res.cpus is None or res.cpus <= machine:
+        return []
+    return [
+        f"--cpus {res.cpus} is more than this machine's {machine} CPUs: up to "
+        f"{int(res.cpus // res.cpus_per_trial)} trials run at once on {machine} cores. Give at most "
+        f"--cpus {machine}, or join a cluster with --address."
+    ]
 
 
 def seed_count_warnings(config: StudyConfig) -> list[str]:

@@ -6,12 +6,12 @@ study is refused for exactly the reasons a trial would fail. The dry run runs th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sweep.config.study import StudyConfig
 from sweep.config.trial import teacher_config, trial_config
 from sweep.preflight.address import check_address
-from sweep.preflight.data import check_metric, check_sources
+from sweep.preflight.data import check_metric, check_sources, shared_rows
 from sweep.preflight.model import (
     check_teacher_files,
     model_config,
@@ -26,13 +26,15 @@ from trainables.layers import rule_layers
 @dataclass(frozen=True)
 class Preflight:
     """What the checks learned: the teacher's depth and size, each strategy's layers by its rule (None
-    where the teacher stage chooses them from data), each student's size, and fine-tune or load."""
+    where the teacher stage chooses them from data), each student's size, fine-tune or load, and how
+    many rows of each scored set are also training rows (shared, scored; only sets that share some)."""
 
     teacher_layers: int
     layers: dict[str, list[int] | None]
     finetune: bool
     teacher_params: int
     student_params: int
+    shared_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def check_study(config: StudyConfig) -> Preflight:
@@ -53,5 +55,6 @@ def check_study(config: StudyConfig) -> Preflight:
         teacher_config(config, config.teacher.base).validate()
     check_teacher_files(config, finetune)
     check_sources(config)
+    shared = shared_rows(config)
     sizes = parameter_counts(base_config, config.data.task, config.trial.student_layers)
-    return Preflight(depth, layers, finetune, *sizes)
+    return Preflight(depth, layers, finetune, *sizes, shared)

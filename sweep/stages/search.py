@@ -18,7 +18,7 @@ from sweep.config.study import StudyConfig
 from sweep.plan.plan import Experiment, StudyPlan, fixed_values
 from sweep.stages import spaces
 from sweep.stages.cluster import Cluster
-from sweep.stages.trials import StageResults
+from sweep.stages.trials import StageResults, stage_table
 from sweep.stages.tune import make_tuner, run_experiment, say_ended
 from trainables.metrics import direction
 from trainables.vocabulary import SEARCHED, SHORT_NAMES, Stage
@@ -47,7 +47,7 @@ def run_search(plan: StudyPlan, cluster: Cluster, record: dict, base: dict) -> S
         parts.append(run_experiment(config, experiment.folder, cluster, space, make, len(experiment.trials)))
     csv = layout.stage_trials(Stage.SEARCH)
     if len(plan.search) > 1:
-        write_trials_csv(load_results(layout.stage_dir(Stage.SEARCH)), csv)
+        write_trials_csv(stage_table(layout, layout.stage_dir(Stage.SEARCH)), csv)
     search = StageResults(
         Stage.SEARCH, [p for part in parts for p in part.paths], [t for part in parts for t in part.trials]
     )

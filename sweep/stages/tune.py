@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from ray import tune
 from ray.tune import Tuner
 
-from analysis.results import load_results, write_trials_csv
+from analysis.results import write_trials_csv
 from sweep.config.study import StudyConfig
 from sweep.stages.cluster import Cluster
-from sweep.stages.trials import StageResults, load_stage
+from sweep.stages.trials import StageResults, load_stage, stage_table
 from sweep.ui.console import Progress
 from sweep.ui.tensorboard import StudyTBXLogger, trial_dirname
 from trainables.distill import distill_trial
@@ -72,7 +71,7 @@ def run_experiment(
         )
     csv = layout.stage_trials(folder)
     csv.parent.mkdir(parents=True, exist_ok=True)
-    write_trials_csv(load_results(Path(path)), csv)
+    write_trials_csv(stage_table(layout, path), csv)
     _mark_finished(layout, {**finished, folder: True})
     return stage
 

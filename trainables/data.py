@@ -236,8 +236,8 @@ def subset(rows: datasets.Dataset, size: int | None, seed: int, skip: int = 0) -
     if skip == 0 and (size is None or size >= len(rows)):
         return rows
     shuffled = rows.shuffle(seed=seed)
-    end = len(rows) if size is None else min(skip + size, len(rows))
-    return shuffled.select(range(min(skip, len(rows)), end))
+    start, end = min(skip, len(rows)), len(rows) if size is None else min(skip + size, len(rows))
+    return shuffled.select(range(start, end) if start < end else [])  # datasets refuses an empty range
 
 
 def tokenize(

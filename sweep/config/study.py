@@ -160,12 +160,12 @@ def is_uri(path: str) -> bool:
 
 def load_yaml(path: str | Path) -> dict:
     """A YAML config file as a mapping."""
-    path = Path(path).expanduser()
-    if not str(path).strip() or path.is_dir():
+    if not str(path).strip() or Path(path).expanduser().is_dir():
+        kind = "a folder" if str(path).strip() else "empty"
         raise ConfigError(
-            f"--config {str(path)!r} is {'a folder' if path.is_dir() else 'empty'}: give the path of a "
-            "YAML file of settings (see configs/)."
+            f"--config {str(path)!r} is {kind}: give the path of a YAML file of settings (see configs/)."
         )
+    path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.")
     try:

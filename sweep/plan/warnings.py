@@ -94,6 +94,17 @@ def disk_warnings(config: StudyConfig, trials: int, need: int, resumed: bool = F
     return [message]
 
 
+def disk_full_message(config: StudyConfig, trials: int, need: int, resume: str) -> str:
+    """What to do when the disk of a study's storage filled while it ran: where, how much the
+    checkpoints of its `trials` trials need (`need` bytes) and how much is free, and how to go on."""
+    return (
+        f"Disk full at {existing_ancestor(Path(config.study_dir))}: the study's {trials} trials "
+        f"keep about {size_text(need)} of checkpoints, and {size_text(free_bytes(config))} are free there "
+        f"now. Free space (or copy the study folder to a larger disk and resume the copy), then continue "
+        f"with: {resume}"
+    )
+
+
 def free_bytes(config: StudyConfig) -> int:
     """Free space where the study's folder is (or will be made)."""
     return shutil.disk_usage(existing_ancestor(Path(config.study_dir))).free

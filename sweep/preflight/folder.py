@@ -28,6 +28,13 @@ def check_folder(config: StudyConfig, resumed: bool) -> None:
     """The study folder can be written and its name fits; a new study may not start in a folder that
     holds one. Writes nothing that stays (a scratch folder probes the storage path)."""
     root = config.local_dir
+    base = existing_ancestor(root.parent)
+    limit = _name_max(base) if base.is_dir() else NAME_MAX
+    if len(config.name.encode()) > limit:
+        raise ConfigError(
+            f"name is {len(config.name.encode())} bytes long, but the file system of {base} takes folder "
+            f"names of at most {limit}; choose a shorter --name."
+        )
     if not resumed and config.layout.study_file.is_file():
         raise ConfigError(
             f"{root} already holds a study. Pass --resume to continue it, --name to start another "
@@ -40,12 +47,6 @@ def check_folder(config: StudyConfig, resumed: bool) -> None:
         raise ConfigError(
             f"Cannot write the study folder {root}: {base} is a file, not a folder. Choose another "
             f"--storage-path."
-        )
-    limit = _name_max(base)
-    if len(config.name.encode()) > limit:
-        raise ConfigError(
-            f"name is {len(config.name.encode())} bytes long, but the file system of {base} takes folder "
-            f"names of at most {limit}; choose a shorter --name."
         )
     try:
         tempfile.TemporaryDirectory(dir=base, prefix=".kd-write-check-").cleanup()

@@ -4,6 +4,7 @@ written as text), the value is taken as meant, and the valid controls pass."""
 
 import fcntl
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -388,3 +389,161 @@ def test_a_data_file_that_is_not_utf8_is_refused(split: str, world: dict, tmp_pa
         Path(world[split]).read_bytes() + b'{"sentence": "caf\xe9 \xff", "label": 1, "idx": 9999}\n'
     )
     refused(capsys, smoke_args(world, tmp_path, "--dry-run", f"--{split}", str(path)), "is not UTF-8 text")
+
+
+# --- the teacher folder, loaded as the teacher stage will load it ---------------------------------
+
+
+def _teacher_folder(world: dict, tmp_path: Path, damage: str) -> str:
+    """A copy of the tiny encoder, damaged one way."""
+    import json
+
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path / f"teacher-{damage}"
+    shutil.copytree(world["encoder"], folder)
+    config = folder / "config.json"
+    weights = folder / "model.safetensors"
+    if damage == "no tokenizer files":
+        for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            (folder / name).unlink(missing_ok=True)
+    elif damage in ("more layers than weights", "fewer layers than weights"):
+        values = json.loads(config.read_text())
+        values["num_hidden_layers"] = 6 if damage == "more layers than weights" else 3
+        config.write_text(json.dumps(values))
+    elif damage == "no weights":
+        weights.unlink()
+    elif damage == "cut-off weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "labels of another task":
+        values = json.loads(config.read_text())
+        classifier = BertForSequenceClassification(
+            BertConfig(
+                **{
+                    **values,
+                    "num_labels": 2,
+                    "id2label": {0: "yes", 1: "no"},
+                    "label2id": {"yes": 0, "no": 1},
+                }
+            )
+        )
+        shutil.rmtree(folder / "model.safetensors", ignore_errors=True)
+        classifier.save_pretrained(folder)
+    return str(folder)
+
+
+TEACHER_FOLDERS = {
+    "no tokenizer files": "lacks tokenizer files (tokenizer.json, vocab.txt, vocab.json, ...): the tokenizer "
+    "built without them has 5 tokens for an embedding of 43 rows",
+    "more layers than weights": "do not fit its config (6 layers): missing from the files: "
+    "['bert.encoder.layer.4.",
+    "fewer layers than weights": "do not fit its config (3 layers): in the files but not the model: "
+    "['encoder.layer.3.",
+    "no weights": "Cannot load the weights of",
+    "cut-off weights": "Cannot load the weights of",
+    "labels of another task": "names its labels ['yes', 'no'], but the task's labels are "
+    "['negative', 'positive']",
+}
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry run", "run"])
+@pytest.mark.parametrize("damage", list(TEACHER_FOLDERS), ids=list(TEACHER_FOLDERS))
+def test_a_teacher_folder_the_teacher_stage_would_refuse_is_refused_before_ray(
+    damage: str, dry: bool, world: dict, tmp_path: Path, capsys
+) -> None:
+    teacher = _teacher_folder(world, tmp_path, damage)
+    flags = ["--teacher", teacher, "--strategies", "bottom", "top", *(["--dry-run"] if dry else [])]
+    refused(capsys, smoke_args(world, tmp_path, *flags), TEACHER_FOLDERS[damage])
+    assert not (tmp_path / "smoke").exists()
+
+
+# --- the dry run refuses what the run refuses -----------------------------------------------------
+
+RUN_REFUSES = {
+    "storage under /proc": (["--storage-path", "/proc/kd-study"], "Cannot write the study folder"),
+    "storage that is a file": (["--storage-path", "__FILE__"], "is a file, not a folder"),
+    "a name of 300 characters": (["--name", "s" * 300], "takes folder names of at most 255"),
+    "a name that holds a study": ([], "already holds a study. Pass --resume"),
+    "a seed of 2**64": (["--seeds", "18446744073709551616,"], "must be < 4294967296"),
+    "a sampler seed of 2**32": (["--config", "__SAMPLER__"], "sampler_seed must be < 4294967296"),
+    "a search lr range up to 10": (["--config", "__LR__"], "search.space.lr reaches 10.0"),
+    "max_length beyond the teacher's positions": (["--config", "__LENGTH__"], "takes inputs of at most 64"),
+}
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry run", "run"])
+@pytest.mark.parametrize("case", list(RUN_REFUSES), ids=list(RUN_REFUSES))
+def test_the_dry_run_refuses_what_the_run_refuses(
+    case: str, dry: bool, world: dict, tmp_path: Path, capsys
+) -> None:
+    flags, message = RUN_REFUSES[case]
+    (tmp_path / "file").write_text("")
+    configs = {
+        "__SAMPLER__": {"search": {"sampler_seed": 2**32}},
+        "__LR__": {"search": {"space": {"lr": [1.0e-3, 10.0]}}},
+        "__LENGTH__": {"data": {"max_length": 100}},
+    }
+    swap = {"__FILE__": str(tmp_path / "file")}
+    for placeholder, values in configs.items():
+        swap[placeholder] = str(tmp_path / f"{placeholder.strip('_').lower()}.yaml")
+        Path(swap[placeholder]).write_text(yaml.safe_dump({"preset": "smoke", **values}))
+    if case == "a name that holds a study":
+        (tmp_path / "smoke").mkdir()
+        (tmp_path / "smoke" / "study.yaml").write_text("preset: smoke\n")
+    args = smoke_args(world, tmp_path, *_filled(flags, swap), *(["--dry-run"] if dry else []))
+    refused(capsys, args, message)
+    if case != "a name that holds a study":
+        assert not (tmp_path / "smoke").exists()
+
+
+# --- analysis.rank ----------------------------------------------------------------------------------
+
+
+def _ranking_rows(tmp_path: Path) -> Path:
+    rows = "strategy,seed,eval_accuracy\n" + "".join(
+        f"{strategy},{seed},{0.5 + 0.1 * index + 0.01 * seed}\n"
+        for index, strategy in enumerate(("odd", "even"))
+        for seed in range(3)
+    )
+    (tmp_path / "x.csv").write_text(rows)
+    (tmp_path / "x_history.csv").write_text("trial_id,epoch\nrow1,1\n")
+    return tmp_path / "x.csv"
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        ["--out", "x.csv"],
+        ["--out", "r.csv", "--trials", "x.csv"],
+        ["--out", "r.csv", "--trials", "x_history.csv"],
+        ["--out", "x_history.csv"],
+        ["--out", "r.csv", "--report", "x.csv"],
+    ],
+    ids=[
+        "ranking over the input",
+        "trials over the input",
+        "trials over the input's history",
+        "ranking over the input's history",
+        "report over the input",
+    ],
+)
+def test_analysis_rank_never_overwrites_its_input(outputs: list[str], tmp_path: Path, capsys) -> None:
+    from analysis.rank import main as rank
+
+    source = _ranking_rows(tmp_path)
+    before = source.read_bytes(), source.with_name("x_history.csv").read_bytes()
+    outputs = [str(tmp_path / item) if item.endswith(".csv") else item for item in outputs]
+    assert rank([str(source), *outputs]) == 2
+    assert "would overwrite what is ranked" in capsys.readouterr().err
+    assert (source.read_bytes(), source.with_name("x_history.csv").read_bytes()) == before
+
+
+def test_analysis_rank_refuses_rows_without_a_strategy(tmp_path: Path, capsys) -> None:
+    from analysis.rank import main as rank
+
+    (tmp_path / "blank.csv").write_text(
+        "strategy,seed,eval_accuracy\nodd,0,0.5\n,1,0.6\nodd,1,0.7\n  ,0,0.4\n"
+    )
+    assert rank([str(tmp_path / "blank.csv"), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "has no strategy on line(s) 3, 5" in err and "Traceback" not in err

@@ -255,7 +255,10 @@ EVERY_FLAG = {
     "empty storage path": (["--storage-path", ""], "study.storage_path is empty text"),
     "storage path that is a file": (["--storage-path", "__FILE__"], "is a file, not a folder"),
     "storage path under /proc": (["--storage-path", "/proc/kd-study"], "Cannot write the study folder"),
-    "unknown stage": (["--stage", "train"], "argument --stage: invalid choice: 'train'"),
+    "unknown stage": (
+        ["--stage", "train"],
+        "argument --stage: invalid choice: 'train' (choose from 'search', 'replicate', 'both')",
+    ),
     "empty strategies": (["--strategies", ""], "No strategies given"),
     "strategies of blanks": (["--strategies", " , "], "No strategies given"),
     "no search samples": (["--num-samples", "0"], "search.num_samples must be at least 1, got 0"),
@@ -275,6 +278,10 @@ EVERY_FLAG = {
         f"empty {split}": ([f"--{split}", ""], f"study.data.{split} is empty text")
         for split in ("train", "validation", "test", "selection")
     },
+    "training file name too long for the file system": (
+        ["--train", "t" * 300 + ".jsonl"],
+        "is too long for the file system (File name too long); give a shorter one",
+    ),
     "training data that is a folder": (["--train", "__FOLDER__"], "is a folder; give a .jsonl"),
     "training data that is a file of another kind": (["--train", "__FILE__"], "is a suffix-less file"),
     "validation set that is the training file": (["--validation", "__TRAIN__"], "is the training file"),

@@ -53,13 +53,19 @@ def test_trials_that_failed_for_lack_of_space_are_told_apart(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "damage",
-    ["experiment_state-2026-01-01_00-00-00.json", "searcher-state-2026-01-01_00-00-00.pkl", "tuner.pkl"],
+    [
+        "experiment_state-2026-01-01_00-00-00.json",
+        "searcher-state-2026-01-01_00-00-00.pkl",
+        "search_gen_state-2026-01-01_00-00-00.json",
+        "tuner.pkl",
+    ],
 )
 def test_an_experiment_whose_saved_state_is_cut_off_is_set_aside(damage: str, tmp_path: Path) -> None:
     experiment = tmp_path / "study" / "search" / "odd"
     experiment.mkdir(parents=True)
     (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": []}))
     (experiment / "searcher-state-2026-01-01_00-00-00.pkl").write_bytes(cloudpickle.dumps({"n": 1}))
+    (experiment / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(cloudpickle.dumps({"n": 2}))
     (experiment / "tuner.pkl").write_bytes(cloudpickle.dumps({"tuner": 1}))
     assert repair.unreadable_state(experiment) is None
     (experiment / damage).write_bytes(b"")

@@ -21,9 +21,10 @@ from ray.tune import Callback
 
 ERROR_PICKLE = "error.pkl"
 ERROR_TEXT = "error.txt"
-# Ray's files of an experiment's own state, each read back by `Tuner.restore`.
-STATE_JSON = ("experiment_state-*.json", "search_gen_state-*.json", "basic-variant-state-*.json")
-STATE_PICKLES = ("tuner.pkl", "searcher-state-*.pkl")
+# Ray's files of an experiment's own state, each read back by `Tuner.restore`: the experiment's, as JSON,
+# and the Tuner's and the search algorithm's, pickled (under .json names too).
+STATE_JSON = ("experiment_state-*.json",)
+STATE_PICKLES = ("tuner.pkl", "searcher-state-*.pkl", "search_gen_state-*.json", "basic-variant-state-*.json")
 # How an operating system says a disk is full (errno ENOSPC), as error texts carry it.
 NO_SPACE = (os.strerror(errno.ENOSPC), f"[Errno {errno.ENOSPC}]", f"[errno {errno.ENOSPC}]")
 
@@ -50,7 +51,7 @@ def unreadable_state(experiment: Path) -> str | None:
         newest = files[-1]
         try:
             data = newest.read_bytes()
-            json.loads(data) if newest.suffix == ".json" else cloudpickle.loads(data)
+            json.loads(data) if pattern in STATE_JSON else cloudpickle.loads(data)
         except Exception as error:  # json, pickle and the classes it rebuilds raise many kinds
             return f"{newest.name} cannot be read: {type(error).__name__}: {str(error)[:200]}"
     return None

@@ -12,6 +12,7 @@ a message before Ray starts; an interrupted study exits with 130 and continues w
 from __future__ import annotations
 
 import argparse
+import errno
 import shutil
 import sys
 import tempfile
@@ -46,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         return run(config, resumed, args.verbose)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        name = str(error.filename or "")
+        print(
+            f"error: the path {name[:80]}{'...' if len(name) > 80 else ''} is too long for the file system "
+            f"({error.strerror}); give a shorter one.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("Interrupted. Continue with --resume.", file=sys.stderr)

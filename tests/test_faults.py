@@ -126,13 +126,12 @@ def test_a_port_that_is_not_ray_is_refused_in_seconds_and_nothing_is_written(
     try:
         started = time.perf_counter()
         address = f"127.0.0.1:{server.server_address[1]}"
-        refused(
-            capsys, smoke_args(world, tmp_path, "--address", address), "answers, but not as a Ray cluster"
-        )
+        args = smoke_args(world, tmp_path / "new" / "runs", "--address", address)
+        refused(capsys, args, "answers, but not as a Ray cluster")
         assert time.perf_counter() - started < 30
     finally:
         server.shutdown()
-    assert not (tmp_path / "smoke").exists()  # no study.yaml, no tiny world, no lock
+    assert not (tmp_path / "new").exists()  # no study.yaml, no tiny world, no lock, no storage folder
 
 
 # --- every row names its teacher -----------------------------------------------------------------

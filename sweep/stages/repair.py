@@ -13,11 +13,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
 import cloudpickle
 from ray.tune import Callback
+
+from sweep.preflight.folder import existing_ancestor
 
 ERROR_PICKLE = "error.pkl"
 ERROR_TEXT = "error.txt"
@@ -29,9 +32,18 @@ STATE_PICKLES = ("tuner.pkl", "searcher-state-*.pkl", "search_gen_state-*.json",
 NO_SPACE = (os.strerror(errno.ENOSPC), f"[Errno {errno.ENOSPC}]", f"[errno {errno.ENOSPC}]")
 
 
+# Below this much free space, a file that cannot be written or read back was cut off by a full disk.
+LOW_SPACE_BYTES = 16 * 2**20
+
+
 def is_no_space(text: str) -> bool:
     """Whether an error's text says that the disk was full."""
     return any(sign in text for sign in NO_SPACE)
+
+
+def nearly_full(path: Path) -> bool:
+    """Whether the disk that holds `path` (or its nearest existing ancestor) has almost no space left."""
+    return shutil.disk_usage(existing_ancestor(Path(path))).free < LOW_SPACE_BYTES
 
 
 def drop_damaged_error_files(experiment: Path) -> list[Path]:

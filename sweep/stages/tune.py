@@ -75,7 +75,7 @@ def run_experiment(
         stage = load_stage([path], name)
     except InputError as error:  # Ray's state was cut off as it was saved
         stage = StageResults(name, [path])
-        raise _stop(folder, stage, f": its results cannot be read back ({error})") from None
+        raise _stop(folder, stage, f": its results cannot be read back ({error})", written=True) from None
     full = repair.failed_for_lack_of_space([Path(t.path) for t in stage.failed]) if local else []
     if stage.unfinished or stopped or full:
         raise _stop(folder, stage, stopped, full)
@@ -85,7 +85,7 @@ def run_experiment(
         write_trials_csv(stage_table(layout, path), csv)
         _mark_finished(layout, {**finished, folder: True})
     except OSError as error:
-        raise _stop(folder, stage, f": {error}") from None
+        raise _stop(folder, stage, f": {error}", written=True) from None
     return stage
 
 
@@ -136,12 +136,16 @@ def _restored(config: StudyConfig, folder: str, cluster: Cluster, space: dict, t
         return None
 
 
-def _stop(folder: str, stage: StageResults, why: str, full: list[Path] | None = None) -> Interrupted:
+def _stop(
+    folder: str, stage: StageResults, why: str, full: list[Path] | None = None, written: bool = False
+) -> Interrupted:
     """How an experiment stopped: DiskFull when trials failed for lack of space, or the error says the
-    disk is full; else Interrupted. The message counts its trials as they stand."""
+    disk is full, or files could not be `written` or read back while the disk is nearly full; else
+    Interrupted. The message counts its trials as they stand."""
     ended = len(stage.trials) - len(stage.failed) - len(stage.unfinished)
     counts = f"{ended} finished, {len(stage.failed)} failed, {len(stage.unfinished)} unfinished"
-    if full or repair.is_no_space(why):
+    disk = stage.paths[0] if stage.paths and not is_uri(stage.paths[0]) else None
+    if full or repair.is_no_space(why) or (written and disk and repair.nearly_full(Path(disk))):
         lacking = f"{len(full)} trial(s) failed for lack of disk space" if full else "the disk is full"
         return DiskFull(f"{folder} stopped ({counts}): {lacking}{why}.", stage)
     return Interrupted(f"{folder} stopped before all its trials finished ({counts}){why}.", stage)

@@ -118,7 +118,7 @@ def run(config: StudyConfig, resumed: bool, verbose: bool = False) -> int:
     if not verbose:
         quiet_libraries()
     check_folder(config, resumed)
-    created = not config.local_dir.exists()
+    created = _first_missing(config.local_dir)
     with claimed(config.layout):
         try:
             with local_caches(config), shown_messages():
@@ -130,5 +130,15 @@ def run(config: StudyConfig, resumed: bool, verbose: bool = False) -> int:
                 return run_study(plan, verbose)
         except ConfigError:
             if created and not config.layout.study_file.exists():
-                shutil.rmtree(config.local_dir, ignore_errors=True)
+                shutil.rmtree(created, ignore_errors=True)
             raise
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its ancestors that does not exist yet (what making it creates)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return missing
+        missing = path
+    return missing

@@ -16,20 +16,27 @@ from analysis.names import (
     BEST_CONFIG,
     CONFIG_PREFIX,
     EPOCHS,
-    FIXED,
     FIXED_SETTING,
     HYPERPARAMETERS,
     MEAN_OVER_CONFIGS,
     MEAN_OVER_SEEDS,
-    SEARCH,
     SETTING,
     TRIAL_ID,
-    TUNED,
     TUNED_SETTING,
 )
 from analysis.results import InputError
 from trainables.metrics import task_metric
-from trainables.vocabulary import INIT, SEED, STRATEGY, STUDENT_PARAMS, TEACHER, TEACHER_LAYERS, scored
+from trainables.vocabulary import (
+    INIT,
+    SEED,
+    STRATEGY,
+    STUDENT_PARAMS,
+    TEACHER,
+    TEACHER_LAYERS,
+    Setting,
+    Stage,
+    scored,
+)
 
 BLOCK = "block"
 CONFIG = "config"
@@ -57,20 +64,21 @@ class Sample:
 def samples(values: pd.DataFrame, stage: str, mode: str) -> list[Sample]:
     """The samples to rank for a stage; `values` comes from `values.trial_values`."""
     values = values.assign(**{CONFIG: config_labels(values)})
-    if stage == SEARCH:
+    if stage == Stage.SEARCH:
         return [best_config_sample(values, mode), mean_over_configs_sample(values)]
     settings = values[SETTING] if SETTING in values else pd.Series(dtype=object)
-    if not {TUNED, FIXED} <= set(settings):
+    if not {Setting.TUNED, Setting.FIXED} <= set(settings):
         return [seed_sample(MEAN_OVER_SEEDS, values)]
-    unknown = values.loc[~settings.isin([TUNED, FIXED]), SETTING]
+    unknown = values.loc[~settings.isin([Setting.TUNED, Setting.FIXED]), SETTING]
     if len(unknown):
         raise InputError(
-            f"The replicate trials ran at the {TUNED} and {FIXED} settings, but {len(unknown)} of them "
-            f"name another {SETTING} ({', '.join(map(str, unknown.unique()[:3]))}); rank them apart."
+            f"The replicate trials ran at the {Setting.TUNED} and {Setting.FIXED} settings, but "
+            f"{len(unknown)} of them name another {SETTING} ({', '.join(map(str, unknown.unique()[:3]))}); "
+            "rank them apart."
         )
     return [
-        seed_sample(TUNED_SETTING, values[settings == TUNED]),
-        seed_sample(FIXED_SETTING, values[settings == FIXED]),
+        seed_sample(TUNED_SETTING, values[settings == Setting.TUNED]),
+        seed_sample(FIXED_SETTING, values[settings == Setting.FIXED]),
     ]
 
 

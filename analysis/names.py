@@ -1,7 +1,7 @@
 """The analysis' own column names, defined once.
 
-Metric names (eval_accuracy, teacher_hash, seed, ...) come from `trainables.metrics`, the one
-vocabulary the trials report in; it imports nothing, so reading results never loads torch.
+The names a trial reports (eval_accuracy, teacher_hash, seed, ...), the stages and the replicate
+settings come from `trainables.vocabulary`, which every package shares; importing it loads no torch.
 """
 
 from trainables.vocabulary import EPOCH, SEARCHED, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
@@ -12,25 +12,12 @@ STATUS = "status"
 ERROR = "error"
 EPOCHS = "epochs"
 CONFIG_PREFIX = "config/"
-# The per-trial CSV a study keeps beside (or instead of) each Ray experiment folder.
-TRIALS_CSV = "trials.csv"
-
-# Ray Tune's trial states; only finished trials are ranked.
-TERMINATED = "TERMINATED"
-FAILED = "ERROR"
-
-# Stages of a study, each a Ray Tune experiment folder (or a folder of them) inside the study folder.
-SEARCH = "search"
-REPLICATE = "replicate"
-STAGES = (SEARCH, REPLICATE)
 
 # The hyper-parameters a search samples: what tells one search configuration from another.
 HYPERPARAMETERS = tuple(CONFIG_PREFIX + key for key in SEARCHED)
 
 # `config/setting` says which setting a replicate trial ran at: the search's best, or the fixed one.
 SETTING = CONFIG_PREFIX + "setting"
-TUNED = "tuned"
-FIXED = "fixed"
 
 # How a stage's trials become one sample per strategy (the ranking's `aggregation` column).
 MEAN_OVER_SEEDS = "mean_over_seeds"

@@ -9,19 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from analysis.curves import last_epoch_sentence
 from analysis.plots import plot_history, plot_metric
-from analysis.report import Section, write_report
+from analysis.ranked import RankedSample, RankedStage
+from analysis.report import Section, verdict_sentences, write_report
 from analysis.results import InputError, history_path, write_trials_csv
 from trainables.metrics import task_metric
 from trainables.vocabulary import STRATEGY, TEACHER, scored
-
-if TYPE_CHECKING:
-    from analysis.rank import Ranked, Study
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +26,7 @@ TITLE = "Ranking of student-layer initializations"
 
 
 def write_outputs(
-    study: Study,
+    study: RankedStage,
     csv_path: Path,
     plot_path: Path | None = None,
     report_path: Path | None = None,
@@ -51,7 +48,8 @@ def write_outputs(
         curves = last_epoch_sentence(
             study.results.history, ranked.sample.rows, study.metric, study.mode, order
         )
-        sections.append(Section(study.heading(ranked), ranked.ranking, plots, curves))
+        verdict = verdict_sentences(ranked)
+        sections.append(Section(study.heading(ranked), ranked.ranking, verdict, plots, curves))
     if report_path and _attempt(
         report_path, lambda: write_report(report_path, TITLE, _facts(study), sections, study.notes)
     ):
@@ -87,7 +85,7 @@ def _attempt(path: Path, write: Callable[[], object]) -> bool:
         return False
 
 
-def _plots(study: Study, ranked: Ranked, plot_path: Path) -> list[Path]:
+def _plots(study: RankedStage, ranked: RankedSample, plot_path: Path) -> list[Path]:
     suffix = f"_{ranked.sample.aggregation}" if len(study.ranked) > 1 else ""
     metric_plot = plot_path.with_name(f"{plot_path.stem}{suffix}{plot_path.suffix}")
     epochs_plot = plot_path.with_name(f"{plot_path.stem}{suffix}_epochs{plot_path.suffix}")
@@ -101,7 +99,7 @@ def _plots(study: Study, ranked: Ranked, plot_path: Path) -> list[Path]:
     return [path for path, draw in drawn.items() if _attempt(path, draw)]
 
 
-def _facts(study: Study) -> list[str]:
+def _facts(study: RankedStage) -> list[str]:
     value = "last reported value" if study.reduce == "last" else f"{study.reduce} over epochs"
     better = "higher" if study.mode == "max" else "lower"
     facts = [

@@ -93,6 +93,8 @@ def signed_rank(best: np.ndarray, other: np.ndarray) -> Comparison:
 
 def _signed_rank_p(differences: np.ndarray, method: str) -> float:
     """Two-sided p of the signed-rank test over nonzero differences."""
+    if len(differences) == 1:  # either sign is as extreme as the other (scipy needs two)
+        return 1.0
     if method == NORMAL:
         return float(stats.wilcoxon(differences, method="asymptotic").pvalue)
     ranks = stats.rankdata(np.abs(differences))  # flipping signs leaves the ranks as they are

@@ -99,9 +99,10 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def plot_layer_scores(choices: dict[str, dict], path: Path) -> bool:
-    """Each data-driven strategy's score of every teacher layer (Block Influence, or the teacher's loss
-    without that layer), the layers it kept in colour. `choices` maps a strategy to its teacher-stage
-    record (`layers` kept, `scores` by layer). Returns False (and draws nothing) when none has scores."""
+    """Each data-driven strategy's score of every teacher layer (e.g. Block Influence, or the teacher's
+    loss without that layer), the layers it kept in colour. `choices` maps a strategy to its
+    teacher-stage record (`layers` kept, `scores` by layer, `score_name` what a score is). Returns False
+    (and draws nothing) when none has scores."""
     scored = {strategy: chosen for strategy, chosen in choices.items() if chosen.get("scores")}
     if not scored:
         return False
@@ -116,7 +117,7 @@ def plot_layer_scores(choices: dict[str, dict], path: Path) -> bool:
         axes.bar(layers, values, color=colours)
         axes.set_xticks(layers)
         axes.set_xlabel("teacher layer (1 = nearest the embeddings)")
-        what = "block influence" if strategy == "auto:bi" else "loss without the layer"
+        what = chosen.get("score_name", "score")
         axes.set_ylabel(what)
         axes.set_title(f"{strategy}: keeps {', '.join(map(str, chosen['layers']))} (blue)")
         axes.grid(axis="y", alpha=0.3)

@@ -31,19 +31,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.names import REPLICATE, SETTING
+from analysis.names import SETTING
 from analysis.racing import ALPHA, MAX_SEEDS, MIN_SEEDS, MODES, Race, RaceDesign, replay
-from analysis.rank import rank_results
+from analysis.ranking import rank_results
 from analysis.results import InputError, Results, load_results, merge_results, only_strategies, resolve_input
 from analysis.stats import Ranking
 from analysis.values import trial_values
 from trainables.metrics import EVAL_ACCURACY, direction
-from trainables.vocabulary import SEED, STRATEGY
+from trainables.vocabulary import SEED, STRATEGY, Stage
 
 
 def load_trials(paths: Sequence[Path], strategies: Sequence[str] = ()) -> Results:
     """The replicate-stage trials of all inputs as one table, only the named strategies if any."""
-    results = merge_results([load_results(resolve_input(Path(path), REPLICATE)[0]) for path in paths])
+    results = merge_results([load_results(resolve_input(Path(path), Stage.REPLICATE)[0]) for path in paths])
     return only_strategies(results, strategies) if strategies else results
 
 
@@ -116,7 +116,7 @@ def design_for(table: pd.DataFrame, alpha: float, min_seeds: int, max_seeds: int
 
 def full_ranking(results: Results, metric: str, mode: str) -> Ranking:
     """The full study's ranking of the same trials (`analysis.rank`)."""
-    return rank_results(results, REPLICATE, metric, mode).ranked[0].ranking
+    return rank_results(results, Stage.REPLICATE, metric, mode).ranked[0].ranking
 
 
 def summary(race: Race, table: pd.DataFrame, results: Results, ranking: Ranking) -> dict[str, object]:

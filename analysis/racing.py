@@ -215,17 +215,21 @@ class RaceDesign:
     def description(self) -> str:
         """What the test is and what it assumes, for reports."""
         first = self.thresholds[0] if self.thresholds else float("nan")
-        return (
-            f"Racing over seeds {self.min_seeds} to {self.max_seeds}: after each round from seed "
-            f"{self.min_seeds} on, each survivor is compared with the leader (the survivor with the best "
-            "mean) by the paired t-test on their per-seed differences (the exact sign test where the "
-            "differences are all equal), and dropped when its two-sided p is at most the threshold. The "
-            "threshold is one nominal p for every round (a Pocock-type group-sequential boundary), "
-            f"calibrated by simulation over the {self.pairs} pairs of the {self.strategies} strategies and "
-            f"stepped down as strategies are dropped (Shaffer-type): {first:.3g} for the first drop. The "
-            "chance of ever dropping a strategy that is not worse than its leader is at most "
-            f"alpha = {self.alpha:g} over all rounds, assuming each pair's per-seed differences are "
-            "independent across seeds and normal with one mean and one variance."
+        return " ".join(
+            [
+                f"Racing for {self.min_seeds} to {self.max_seeds} seeds: after each round from the",
+                f"{_ordinal(self.min_seeds)} seed on, each survivor is compared with the leader (the",
+                "survivor with the best mean) by the paired t-test on their per-seed differences (the exact",
+                "sign test where the differences are all equal), and dropped when its two-sided p is at most",
+                "the threshold. The threshold is one nominal p for every round (a Pocock-type",
+                "group-sequential boundary), calibrated by simulation over the",
+                f"{self.pairs} pairs of the {self.strategies} strategies and stepped down as strategies are",
+                "dropped (Shaffer-type):",
+                f"{first:.3g} for the first drop. The chance of ever dropping a strategy that is not worse",
+                f"than its leader is at most alpha = {self.alpha:g} over all rounds, assuming each pair's",
+                "per-seed differences are independent across seeds and normal with one mean and one",
+                "variance.",
+            ]
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -250,6 +254,10 @@ class RaceDesign:
     def from_dict(cls, data: dict) -> RaceDesign:
         keys = ("strategies", "alpha", "min_seeds", "max_seeds")
         return cls(**{key: data[key] for key in keys}, thresholds=tuple(data["thresholds"]))
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def paired_p(differences: np.ndarray, scale: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,17 +7,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from analysis.pairwise import MANN_WHITNEY, WILCOXON
 from analysis.power import ALPHA, POWER, listed
+from analysis.raced import race_summary
+from analysis.ranked import RankedSample, RankedStage
 from analysis.stats import Ranking
-
-if TYPE_CHECKING:
-    from analysis.rank import Study
 
 _TEST_NAMES = {WILCOXON: "Wilcoxon signed-rank", MANN_WHITNEY: "Mann-Whitney U"}
 _COLUMNS = {
@@ -30,7 +28,10 @@ _COLUMNS = {
     "std": "std",
     "ci": "95% CI",
     "mean_rank": "mean rank",
+    "race_status": "race",
+    "race_round": "round",
     "p_vs_best": "p vs best",
+    "race_threshold": "threshold",
     "tied_with_best": "tied with best",
     "retention": "retention",
     "teacher_score": "teacher",
@@ -47,8 +48,16 @@ class Section:
 
     heading: str
     ranking: Ranking
+    verdict: Sequence[str] = field(default_factory=tuple)
     plots: Sequence[Path] = field(default_factory=tuple)
     curves: str = ""
+
+
+def verdict_sentences(ranked: RankedSample) -> list[str]:
+    """What a ranking concludes: a race's decisions, else the significance and power sentences."""
+    if ranked.race is not None:
+        return race_summary(ranked.race, len(ranked.sample.trials))
+    return [s for s in (significance_sentence(ranked.ranking), power_sentence(ranked.ranking)) if s]
 
 
 def significance_sentence(ranking: Ranking) -> str:
@@ -176,6 +185,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     shown = table.assign(ci=[_interval(row) for _, row in table.iterrows()])
     if "config" in shown and not shown["config"].astype(bool).any():
         shown = shown.drop(columns="config")  # only the search stage's best_config has one
+    if "race_status" in shown and not shown["race_status"].fillna("").astype(bool).any():
+        shown = shown.drop(columns=["race_status", "race_round", "race_threshold"])  # a raced stage's
     shown = shown[[column for column in _COLUMNS if column in shown]]
     lines = [
         "| " + " | ".join(_COLUMNS[column] for column in shown) + " |",
@@ -207,9 +218,9 @@ def write_report(
     lines = [f"# {title}", ""]
     lines += [f"- {fact}" for fact in facts] + [""]
     for section in sections:
-        lines += [f"## {section.heading}", "", significance_sentence(section.ranking), ""]
-        power = power_sentence(section.ranking)
-        lines += [power, ""] if power else []
+        lines += [f"## {section.heading}", ""]
+        for sentence in section.verdict:
+            lines += [sentence, ""]
         lines += [markdown_table(section.ranking.table), ""]
         for plot in section.plots:
             lines += [f"![{plot.stem}]({os.path.relpath(plot, path.parent)})", ""]
@@ -220,7 +231,7 @@ def write_report(
     path.write_text("\n".join(lines))
 
 
-def console_table(study: Study) -> str:
+def console_table(study: RankedStage) -> str:
     """The rankings as compact text for a terminal: per ranking a heading and one line per strategy
     (the significance sentence and the power estimate are in report.md)."""
     blocks = []

@@ -15,21 +15,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from analysis.names import (
-    CONFIG_PREFIX,
-    EPOCHS,
-    ERROR,
-    FAILED,
-    RAY_BOOKKEEPING,
-    REPLICATE,
-    STAGES,
-    STATUS,
-    TERMINATED,
-    TRAINING_ITERATION,
-    TRIAL_ID,
+from analysis.names import CONFIG_PREFIX, EPOCHS, ERROR, RAY_BOOKKEEPING, STATUS, TRAINING_ITERATION, TRIAL_ID
+from trainables.vocabulary import (
+    EPOCH,
+    SEED,
+    STRATEGY,
+    TEACHER_HASH,
+    TEACHER_LAYERS,
+    TRIAL_STAGES,
     TRIALS_CSV,
+    Stage,
+    TrialStatus,
 )
-from trainables.vocabulary import EPOCH, SEED, STRATEGY, TEACHER_HASH, TEACHER_LAYERS
 
 if TYPE_CHECKING:
     from ray.tune import ExperimentAnalysis
@@ -65,18 +62,18 @@ def resolve_input(path: Path, stage: str | None) -> tuple[Path, str]:
     Without an explicit stage, a folder named like a stage is that stage; anything else is
     ranked as the replicate stage.
     """
-    if stage is not None and stage not in STAGES:
-        raise InputError(f"Unknown stage '{stage}'; use one of {', '.join(STAGES)}.")
+    if stage is not None and stage not in TRIAL_STAGES:
+        raise InputError(f"Unknown stage '{stage}'; use one of {', '.join(TRIAL_STAGES)}.")
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise InputError(f"{path} is a file but not a per-trial CSV (*.csv).")
-        return path, stage or REPLICATE
-    chosen = stage or (path.name if path.name in STAGES else REPLICATE)
+        return path, stage or Stage.REPLICATE
+    chosen = stage or (path.name if path.name in TRIAL_STAGES else Stage.REPLICATE)
     if (path / chosen).is_dir():
         return path / chosen, chosen
-    present = [name for name in STAGES if (path / name).is_dir()]
+    present = [name for name in TRIAL_STAGES if (path / name).is_dir()]
     if present:
         raise InputError(
             f"The study folder {path} has no {chosen}/ stage (it has: {', '.join(present)}); "
@@ -254,7 +251,7 @@ def _trial_row(trial: Trial, frame: pd.DataFrame) -> dict[str, object]:
     row.update({CONFIG_PREFIX + key: value for key, value in config.items()})
     row[TRIAL_ID] = trial.trial_id
     row[STATUS] = trial.status
-    row[ERROR] = error_line(trial) if trial.status == FAILED else ""
+    row[ERROR] = error_line(trial) if trial.status == TrialStatus.ERROR else ""
     row[STRATEGY] = config.get(STRATEGY, row.get(STRATEGY))
     row[SEED] = config.get(SEED, row.get(SEED))
     row[EPOCHS] = _epochs(frame)
@@ -368,7 +365,7 @@ def _seeds(column: pd.Series, path: Path) -> pd.Series:
 def _tidy(trials: pd.DataFrame) -> pd.DataFrame:
     """Fills optional columns and puts identity columns first, so every source looks alike."""
     trials = trials.copy()
-    defaults = {STATUS: TERMINATED, ERROR: "", TEACHER_LAYERS: ""}
+    defaults = {STATUS: str(TrialStatus.TERMINATED), ERROR: "", TEACHER_LAYERS: ""}
     for column, default in defaults.items():
         trials[column] = trials[column].fillna(default) if column in trials else default
     trials[TEACHER_LAYERS] = trials[TEACHER_LAYERS].astype(str)

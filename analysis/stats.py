@@ -334,25 +334,3 @@ def _sample_size_notes(cells: pd.DataFrame, comparison: pd.DataFrame, block_name
             "the test against the best uses the normal approximation (tie- and continuity-corrected)."
         )
     return notes + undecidable_notes(comparison, block_name)
-
-
-Z_95 = 1.959964
-
-
-def interval_half_width(n: int, accuracy: float = 0.5) -> float:
-    """Half-width of the 95% Wilson score interval for an accuracy measured on n examples."""
-    z2 = Z_95**2
-    spread = Z_95 * math.sqrt(accuracy * (1 - accuracy) / n + z2 / (4 * n * n))
-    return spread / (1 + z2 / n)
-
-
-def examples_for(half_width: float) -> int:
-    """The fewest examples whose 95% Wilson interval (at accuracy 0.5) is at most `half_width`."""
-    n = 1
-    while interval_half_width(n) > half_width:
-        n *= 2
-    low, high = n // 2, n
-    while low + 1 < high:
-        middle = (low + high) // 2
-        low, high = (middle, high) if interval_half_width(middle) > half_width else (low, middle)
-    return high

@@ -5,24 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.names import (
-    CONFIG_PREFIX,
-    EPOCHS,
-    ERROR,
-    FAILED,
-    NOT_METRICS,
-    RAY_BOOKKEEPING,
-    STATUS,
-    TERMINATED,
-    TRIAL_ID,
-)
+from analysis.names import CONFIG_PREFIX, EPOCHS, ERROR, NOT_METRICS, RAY_BOOKKEEPING, STATUS, TRIAL_ID
 from analysis.results import NO_ERROR_TEXT, InputError, Results
+from trainables.vocabulary import TrialStatus
 
 REDUCTIONS = ("last", "max", "min")
 _NOT_FINISHED = {
-    "RUNNING": "still running (or the sweep stopped before it finished)",
-    "PENDING": "never started",
-    "PAUSED": "paused, not finished",
+    TrialStatus.RUNNING: "still running (or the sweep stopped before it finished)",
+    TrialStatus.PENDING: "never started",
+    TrialStatus.PAUSED: "paused, not finished",
 }
 
 
@@ -76,9 +67,9 @@ def _reduced(results: Results, metric: str, reduce: str) -> pd.Series:
 def _exclusion(trial: pd.Series, metric: str) -> str:
     """Why a trial cannot be ranked, or "" if it can."""
     status = trial[STATUS]
-    if status == FAILED:
+    if status == TrialStatus.ERROR:
         return "failed" if trial[ERROR] in ("", NO_ERROR_TEXT) else f"failed: {trial[ERROR]}"
-    if status != TERMINATED:
+    if status != TrialStatus.TERMINATED:
         return _NOT_FINISHED.get(status, f"status {status}")
     if pd.isna(trial["value"]):
         return f"reported no {metric}"

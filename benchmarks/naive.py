@@ -18,8 +18,8 @@ from transformers import PreTrainedTokenizerBase
 from trainables import distill, loop
 from trainables.config import TrialConfig
 from trainables.data import load_rows, load_task_data, subset, task_spec
-from trainables.layers import select_layers
 from trainables.losses import distillation_loss
+from trainables.strategies.registry import select_layers
 from trainables.student import build_student
 from trainables.teacher import load_teacher
 

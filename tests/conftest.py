@@ -4,29 +4,15 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
 
+from trainables.architectures import registered
 from trainables.data import DataConfig
 from trainables.teacher import TeacherConfig, finetune_teacher
 from trainables.tiny import write_sentiment_task, write_tiny_encoder
 
 REPO = Path(__file__).resolve().parents[1]
-ARCHITECTURES = ("bert", "roberta", "electra", "mpnet", "distilbert")
-
-
-def tiny_classifier(model_type: str, layers: int = 6, num_labels: int = 3, seed: int = 0) -> PreTrainedModel:
-    """A randomly initialised tiny classifier of the given architecture."""
-    torch.manual_seed(seed)
-    if model_type == "distilbert":
-        sizes = {"dim": 32, "n_layers": layers, "n_heads": 2, "hidden_dim": 64}
-    else:
-        sizes = {"hidden_size": 32, "num_hidden_layers": layers, "num_attention_heads": 2}
-        sizes["intermediate_size"] = 64
-        if model_type == "electra":
-            sizes["embedding_size"] = 16
-    config = AutoConfig.for_model(model_type, vocab_size=100, num_labels=num_labels, **sizes)
-    return AutoModelForSequenceClassification.from_config(config).eval()
+# Every family whose students are built exactly (trainables.architectures is the one list of them).
+ARCHITECTURES = tuple(a.model_type for a in registered() if a.exact)
 
 
 @pytest.fixture(scope="session")

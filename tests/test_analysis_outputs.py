@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import analysis.outputs
-from analysis.rank import main, rank_into, top_strategy
+from analysis.rank import main, rank_into
+from analysis.ranked import top_strategy
 from analysis.report import console_table
 
 from .test_analysis_rank import MEANS, replicate_rows, trial, write_csv

@@ -107,6 +107,16 @@ def test_signed_rank_on_identical_values_is_p_one_and_cannot_reject():
     assert (result.p, result.least_p, result.zeros, result.pairs) == (1.0, 1.0, 3, 3)
 
 
+def test_a_single_nonzero_difference_is_p_one_as_in_scipy_and_the_enumeration():
+    """Two seeds, one tied: one sign flip, both outcomes equally extreme (a two-seed smoke study)."""
+    best, other = np.array([0.92, 0.9180]), np.array([0.92, 0.9219])
+    result = signed_rank(best, other)
+    assert (result.zeros, result.pairs) == (1, 2)
+    assert result.p == result.least_p == 1.0
+    assert result.p == pytest.approx(stats.wilcoxon(best - other, method="exact").pvalue)
+    assert result.p == pytest.approx(brute_signed_rank_p(np.array([0.9180 - 0.9219])))
+
+
 def test_rank_sum_with_ties_is_the_exact_enumeration_and_its_least_p_counts_the_ties():
     """The four lowest pooled values tie, one of the best's among them, and so do the four highest:
     no split puts the other strategy's three values strictly below or above all of the best's. 4

@@ -11,7 +11,8 @@ from scipy import stats
 from analysis.pairwise import MANN_WHITNEY, WILCOXON
 from analysis.power import RANK_TEST_EFFICIENCY, blocks_needed, power_estimate
 from analysis.report import power_sentence, significance_sentence
-from analysis.stats import examples_for, interval_half_width, rank_strategies
+from analysis.stats import rank_strategies
+from sweep.plan.warnings import examples_for, interval_half_width
 
 LOSERS = ["b", "c", "d", "e"]
 

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 from analysis.aggregate import config_labels
-from analysis.rank import COLUMNS, main, rank_study
+from analysis.rank import main, rank_study
+from analysis.ranked import COLUMNS
 from analysis.results import InputError, Results, only_strategies, resolve_input
 
 REQUIRED = [

@@ -1,5 +1,5 @@
 """The published rankings under docs/ re-rank from their committed per-trial CSVs to the committed tables,
-and the README's tables say what those rankings say."""
+and the tables of the README and of each study's docs/<study>/README.md say what those rankings say."""
 
 import json
 import re
@@ -80,8 +80,13 @@ def same(shown: str, value: object) -> bool:
     return shown.replace("—", "") == str(value)
 
 
+def documents() -> list[Path]:
+    """The README and every study's own README under docs/."""
+    return [REPO / "README.md", *sorted(DOCS.glob("*/README.md"))]
+
+
 def test_readme_tables_are_the_published_rankings() -> None:
-    tables = TABLE.findall((REPO / "README.md").read_text())
+    tables = [table for document in documents() for table in TABLE.findall(document.read_text())]
     assert len(tables) >= 3
     for path, aggregation, text in tables:
         ranking = pd.read_csv(REPO / path, keep_default_na=False, dtype=str)
@@ -117,10 +122,10 @@ def test_each_12to6_part_keeps_what_reproduces_it() -> None:
 
 
 def test_the_12to6_sentences_say_what_the_parts_say(tmp_path: Path) -> None:
-    """The README's 12 -> 6 sentences that quote results: the hard_matched order, the line on the
+    """The 12 -> 6 study's sentences that quote results: the hard_matched order, the line on the
     last epoch of the report over all strategies (re-ranked from the parts here) and on how many
     seeds the leader was first among the strategies that ran every seed."""
-    text = " ".join((REPO / "README.md").read_text().split())
+    text = " ".join((DOCS / "mnli-12to6" / "README.md").read_text().split())
     assert means_line(pd.read_csv(DOCS / "mnli-12to6" / "ranking_hard_matched.csv")) in text
 
     assert last_epoch_line(PARTS_12TO6, tmp_path) in text
@@ -158,7 +163,7 @@ def firsts(trials: pd.DataFrame, ranking: str) -> str:
 def test_the_10_epoch_sentences_say_what_its_trials_say(tmp_path: Path) -> None:
     """The 10-epoch study's sentences: the same seeds and strategies at 5 epochs, the leader's
     seeds, the hard_matched order and its report's line on the last epoch."""
-    text = " ".join((REPO / "README.md").read_text().split())
+    text = " ".join((DOCS / "mnli-12to6" / "README.md").read_text().split())
     long = pd.read_csv(DOCS / LONG_12TO6)
     order = pd.read_csv(DOCS / "mnli-12to6-10-epochs" / "ranking.csv")["strategy"]
     short = read_trials(PARTS_12TO6)
@@ -172,11 +177,10 @@ def test_the_10_epoch_sentences_say_what_its_trials_say(tmp_path: Path) -> None:
 
 
 def test_the_speed_section_quotes_the_committed_benchmark_run() -> None:
-    """Every measured number in the README's Speed section is the committed benchmark run's, and the
-    claims the section makes of them hold there."""
+    """Every measured number of the speed page (docs/benchmarks/README.md) is the committed benchmark
+    run's, and the claims the page makes of them hold there."""
     run = json.loads((DOCS / "benchmarks" / "trial_speed.json").read_text())
-    readme = (REPO / "README.md").read_text()
-    speed = " ".join(readme.split("\n## Speed\n", 1)[1].split("\n## ", 1)[0].split())
+    speed = " ".join((DOCS / "benchmarks" / "README.md").read_text().split())
     step, peak, dropout = run["student_step"], run["matmul_peak"], run["dropout"]
     precision, overhead, studies = run["precision"], run["overhead"], run["studies"]
 
@@ -221,3 +225,28 @@ def percent(fraction: float) -> str:
 
 def accuracies(values: list[float]) -> str:
     return ", ".join(f"{value:.3f}" for value in values)
+
+
+# The README's results table: each row's ranking (and aggregation), in the table's order.
+RESULTS = [
+    ("mnli-12to6/ranking.csv", None),
+    ("mnli/ranking.csv", "tuned_setting"),
+    ("mnli/ranking.csv", "fixed_setting"),
+    ("sst2/ranking.csv", None),
+]
+
+
+def test_the_readme_results_table_says_what_each_ranking_says() -> None:
+    text = (REPO / "README.md").read_text()
+    rows = text.split("<!-- results -->\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(rows) == len(RESULTS)
+    for row, (path, aggregation) in zip(rows, RESULTS, strict=True):
+        ranking = pd.read_csv(DOCS / path)
+        if aggregation:
+            ranking = ranking[ranking["aggregation"] == aggregation]
+        _, _, best, tied, trials, details = cells(row)
+        others = ranking["strategy"].iloc[1:][ranking["tied_with_best"].iloc[1:].eq(True)].tolist()
+        assert best == ranking["strategy"].iloc[0], row
+        assert tied == (", ".join(others) or "—"), row
+        assert int(trials) == ranking["n"].sum(), row
+        assert path.split("/")[0] in details, row

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from tests.conftest import ARCHITECTURES, tiny_classifier
+from tests.conftest import ARCHITECTURES
+from tests.families import tiny_classifier
+from trainables.architectures import registered
 from trainables.dropout import ATTENTION, Dropout, fast_dropout, use_fast_dropout
 
 
@@ -79,15 +81,31 @@ def test_a_model_with_fast_dropout_evaluates_as_before(model_type: str) -> None:
     model = tiny_classifier(model_type, layers=2)
     with torch.no_grad():
         before = model(**inputs()).logits
+    # after a forward: BigBird builds full attention (with its dropout) for inputs too short for blocks
+    stock = [name for name, m in model.named_modules() if type(m) is torch.nn.Dropout]
     use_fast_dropout(model)
     with torch.no_grad():
         after = model.eval()(**inputs()).logits
     assert torch.allclose(before, after, atol=1e-6)
     assert not [m for m in model.modules() if type(m) is torch.nn.Dropout]
-    assert any(isinstance(m, Dropout) for m in model.modules())
+    assert stock == [name for name, m in model.named_modules() if isinstance(m, Dropout)]
 
 
-@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def set_attention_dropout(module: torch.nn.Module, p: float) -> None:
+    """Set the attention dropout a module passes to the attention interface: an `nn.Dropout`'s p
+    (BERT) or a plain number (ESM's `dropout`, DistilBERT's `attention_dropout`)."""
+    for name in ("dropout", "attention_dropout"):
+        value = getattr(module, name, None)
+        if isinstance(value, torch.nn.Dropout):
+            value.p = p
+        elif isinstance(value, float):
+            setattr(module, name, p)
+
+
+FAST_ATTENTION = [a.model_type for a in registered() if a.exact and a.fast_attention]
+
+
+@pytest.mark.parametrize("model_type", FAST_ATTENTION)
 def test_attention_interface_models_drop_attention_weights_through_it(model_type: str) -> None:
     """With only attention dropout on, a training forward differs from eval: the attention weights
     are dropped by the registered eager attention, reproducibly under a seed."""
@@ -97,7 +115,7 @@ def test_attention_interface_models_drop_attention_weights_through_it(model_type
             module.p = 0.0
     attention = [m for m in model.modules() if hasattr(m, "dropout") and "Attention" in type(m).__name__]
     for module in attention:
-        module.dropout.p = 0.5
+        set_attention_dropout(module, 0.5)
     use_fast_dropout(model)
     assert model.config._attn_implementation == ATTENTION
     with torch.no_grad():
@@ -115,3 +133,29 @@ def test_a_saved_model_does_not_name_the_attention_it_trained_with(tmp_path) -> 
     model = use_fast_dropout(tiny_classifier("bert", layers=2))
     model.save_pretrained(tmp_path)
     assert ATTENTION not in (tmp_path / "config.json").read_text()
+
+
+@pytest.mark.parametrize("model_type", FAST_ATTENTION)
+def test_the_swapped_attention_computes_the_familys_own_eager_attention(model_type: str) -> None:
+    """In training mode with every dropout at 0, the registered attention gives the family's own eager
+    attention's logits and gradients: it may stand in for it."""
+    own = tiny_classifier(model_type, layers=2, attn_implementation="eager")
+    swapped = use_fast_dropout(tiny_classifier(model_type, layers=2))
+    assert swapped.config._attn_implementation == ATTENTION
+    for model in (own, swapped):
+        model.train()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+            set_attention_dropout(module, 0.0)
+        model(**inputs()).logits.sum().backward()
+    torch.testing.assert_close(swapped(**inputs()).logits, own(**inputs()).logits, rtol=0, atol=1e-6)
+    for (name, mine), (_, theirs) in zip(swapped.named_parameters(), own.named_parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("model_type", sorted(set(ARCHITECTURES) - set(FAST_ATTENTION)))
+def test_other_families_keep_their_own_attention(model_type: str) -> None:
+    model = tiny_classifier(model_type, layers=2)
+    before = model.config._attn_implementation
+    assert use_fast_dropout(model).config._attn_implementation == before

@@ -8,7 +8,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 from trainables.data import DataConfig, load_split, task_spec
-from trainables.layer_choice import block_influence, calibration_rows, choose_layers, greedy_drop
+from trainables.strategies.data_driven import block_influence, calibration_rows, choose_layers, greedy_drop
 from trainables.tiny import write_sentiment_task, write_tiny_encoder
 
 IDENTITY = (2, 5)  # 1-based layers made to pass their input through unchanged
@@ -115,7 +115,7 @@ def test_greedy_drop_breaks_ties_towards_the_shallower_layer() -> None:
 
 def test_an_unknown_data_driven_rule_is_refused_before_anything_runs(tmp_path: Path) -> None:
     from trainables.errors import ConfigError
-    from trainables.layers import rule_layers
+    from trainables.strategies.registry import rule_layers
 
     assert rule_layers("auto:bi", 6, 3) is None
     with pytest.raises(ConfigError, match="Unknown layer strategy 'auto:cka'"):

@@ -1,7 +1,11 @@
+import itertools
+import math
+
 import pytest
 
 from trainables.errors import ConfigError
-from trainables.layers import select_layers
+from trainables.strategies.registry import select_layers
+from trainables.strategies.subsets import expand_subsets
 
 
 @pytest.mark.parametrize(
@@ -73,3 +77,41 @@ def test_bottom_means_nearest_the_embeddings() -> None:
 def test_bad_strategies_are_rejected(strategy: str, teacher: int, student: int, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         select_layers(strategy, teacher, student)
+
+
+def test_subsets_all_names_every_set_of_k_layers_once() -> None:
+
+    expanded = expand_subsets(["odd", "subsets:all", "scratch"], 6, 3, seed=0)
+    assert expanded[0] == "odd" and expanded[-1] == "scratch"
+    subsets = expanded[1:-1]
+    assert (
+        len(subsets) == math.comb(6, 3) == 20
+        and subsets[0] == "custom:1,2,3"
+        and subsets[-1] == "custom:4,5,6"
+    )
+    assert [select_layers(s, 6, 3) for s in subsets] == [
+        list(c) for c in itertools.combinations(range(1, 7), 3)
+    ]
+
+
+def test_subsets_n_draws_distinct_sets_by_the_data_seed() -> None:
+
+    drawn = expand_subsets(["subsets:5"], 12, 6, seed=0)
+    assert len(set(drawn)) == 5 and drawn == expand_subsets(["subsets:5"], 12, 6, seed=0)
+    assert drawn != expand_subsets(["subsets:5"], 12, 6, seed=1)
+    assert all(len(select_layers(s, 12, 6)) == 6 for s in drawn)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ("subsets:all", "would race all 924 sets"),
+        ("subsets:0", "Cannot read 'subsets:0'"),
+        ("subsets:many", "Cannot read 'subsets:many'"),
+        ("subsets:1000", "only 924 sets of 6"),
+    ],
+)
+def test_bad_subsets_are_refused(strategy: str, message: str) -> None:
+
+    with pytest.raises(ConfigError, match=message):
+        expand_subsets([strategy], 12, 6, seed=0)

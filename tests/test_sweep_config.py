@@ -20,7 +20,7 @@ from sweep.run import main
 from sweep.stages.deliverables import rank_stage
 from sweep.ui.console import shown_messages
 from tests.conftest import smoke_args
-from trainables.layers import select_layers
+from trainables.strategies.registry import select_layers
 from trainables.tiny import write_tiny_encoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_dry_run_json_lists_every_planned_trial(world: dict, tmp_path: Path, cap
     assert [t["strategy"] for t in search] == [s for s in ("bottom", "top", "custom:1,4") for _ in range(3)]
     first, sampled = search[0], search[1]
     assert first["hyperparameters"].startswith("fixed") and first["lr"] == 3e-3
-    assert sampled["hyperparameters"] == "sampled by TPE"
+    assert sampled["hyperparameters"] == "sampled at random"  # TPE models from the third trial on
     assert sampled["lr"] == {"min": 1e-3, "max": 1e-2, "log": True}
     assert {(t["strategy"], t["seed"]) for t in replicate} == {
         (s, seed) for s in ("bottom", "top", "custom:1,4") for seed in (0, 1, 2)
@@ -459,3 +459,46 @@ def test_a_checkpoint_takes_the_bytes_per_parameter_the_disk_check_assumes(
     size = (tmp_path / STATE_FILE).stat().st_size
     fixed = 100_000  # the RNG states, names and step counts, whatever the student's size
     assert params * CHECKPOINT_BYTES_PER_PARAMETER <= size <= params * CHECKPOINT_BYTES_PER_PARAMETER + fixed
+
+
+# --- the racing replicate stage ------------------------------------------------------------------
+
+
+def test_dry_run_of_a_race_plans_its_rounds(world: dict, tmp_path: Path, capsys) -> None:
+    args = ["--stage", "replicate", "--race", "--strategies", "bottom", "top", "--format", "json"]
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *args))
+    assert code == 0, err
+    planned = json.loads(out)
+    assert [(t["strategy"], t["seed"]) for t in planned] == [
+        (s, seed) for s in ("bottom", "top") for seed in range(10)
+    ]
+    assert {t["seed"] for t in planned if not t.get("if_still_racing")} == {0, 1, 2}
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *args[:-2]))
+    assert "Race: seeds 0-2 for all 2 strategy/setting pairs at once" in out and "6 to 20 trials" in out
+    assert "cannot show any" not in out  # the grid's seed advice does not apply to a race
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--budget-trials", "5"], "replicate.budget_trials limits a race; set replicate.mode: race"),
+        (["--budget-hours", "1"], "replicate.budget_hours limits a race"),
+        (["--race", "--budget-trials", "0"], "budget_trials must be at least 1"),
+        (
+            ["--race", "--strategies", "subsets:9"],
+            "subsets:9 asks for 9 sets, but 4 layers have only 6 sets of 2",
+        ),
+    ],
+)
+def test_bad_race_settings_exit_with_status_2(flags, message, world: dict, tmp_path: Path, capsys) -> None:
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", *flags))
+    assert code == 2 and message in err, err
+
+
+def test_a_race_needs_its_first_decision_within_max_seeds(world: dict, tmp_path: Path, capsys) -> None:
+    config = write_yaml(
+        tmp_path / "race.yaml",
+        {"preset": "smoke", "replicate": {"mode": "race", "min_seeds": 4, "max_seeds": 3}},
+    )
+    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--config", config))
+    assert code == 2 and "replicate.max_seeds (3) is below replicate.min_seeds (4)" in err

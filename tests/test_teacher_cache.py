@@ -124,7 +124,7 @@ def cached_outputs(teacher: str, data: DataConfig) -> teacher_cache.TeacherOutpu
     model, tokenizer, _ = load_teacher(teacher, data.task)
     rows = load_task_data(data, tokenizer).train
     return teacher_cache.load_or_build(
-        model, teacher, weights_hash(teacher), rows, tokenizer, True, model.device
+        model, teacher, weights_hash(teacher), rows, tokenizer, True, model.device, 2**30
     )
 
 

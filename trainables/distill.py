@@ -17,12 +17,13 @@ import torch
 from transformers import PreTrainedModel
 
 from trainables import loop, vocabulary
+from trainables.blocks import last_block_output
 from trainables.config import TrialConfig
 from trainables.dropout import use_fast_dropout
-from trainables.layers import check_layers, select_layers
 from trainables.losses import distillation_loss
 from trainables.reporting import LocalReporter, Reporter, TuneReporter
 from trainables.resident import Resident, release_trial_memory, resident
+from trainables.strategies.registry import check_layers, select_layers
 from trainables.student import build_student
 from trainables.teacher_cache import TeacherOutputs
 
@@ -238,10 +239,12 @@ def step_loss(setup: Setup, first_step: int = 0, resumed: bool = False) -> loop.
             raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (injected at step {step})")
         inputs = loop.model_inputs(batch)
         teacher_logits, teacher_hidden = teacher_outputs(batch)
-        student_out = student(**inputs, output_hidden_states=need_hidden)
         hidden = None
         if need_hidden:
-            hidden = (student_out.hidden_states[-1], teacher_hidden, batch["attention_mask"])
+            student_out, student_hidden = last_block_output(student, inputs)
+            hidden = (student_hidden, teacher_hidden, batch["attention_mask"])
+        else:
+            student_out = student(**inputs)
         terms = distillation_loss(
             student_out.logits,
             teacher_logits,
@@ -260,7 +263,8 @@ def step_loss(setup: Setup, first_step: int = 0, resumed: bool = False) -> loop.
 
 
 def _teacher_outputs(setup: Setup):
-    """Teacher logits and last hidden states for a batch, in fp32: from the cache, or run live."""
+    """Teacher logits and last hidden states (its last block's output) for a batch, in fp32: from the
+    cache, or run live."""
     need_hidden = setup.config.alpha_cos > 0
 
     def from_cache(batch: dict[str, torch.Tensor]):
@@ -269,8 +273,10 @@ def _teacher_outputs(setup: Setup):
     @torch.no_grad()
     def live(batch: dict[str, torch.Tensor]):
         with loop.full_precision(setup.device):
-            out = setup.teacher(**loop.model_inputs(batch), output_hidden_states=need_hidden)
-        return out.logits, out.hidden_states[-1] if need_hidden else None
+            if need_hidden:
+                out, hidden = last_block_output(setup.teacher, loop.model_inputs(batch))
+                return out.logits, hidden
+            return setup.teacher(**loop.model_inputs(batch)).logits, None
 
     return live if setup.cached is None else from_cache
 

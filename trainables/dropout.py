@@ -7,10 +7,14 @@ probability within 2^-16 of 1 - p, so the same expectation to that precision. Th
 the global seeded generator, so a seed and a checkpoint's RNG state still fix every mask; only the
 mask values differ from `nn.Dropout`'s.
 
-`use_fast_dropout` swaps a model's `nn.Dropout` modules and, for models built on the attention
-interface (BERT, RoBERTa, DistilBERT, ELECTRA...), their attention for eager attention with this
-dropout (SDPA on CPU falls back to a slower unfused path whenever dropout is on). Models with their
-own attention modules (MPNet) apply attention dropout through a module, which the swap covers.
+`use_fast_dropout` swaps a model's `nn.Dropout` modules (every family's) and, for the families whose
+attention is plain scaled dot-product attention behind transformers' attention interface (BERT,
+RoBERTa, DistilBERT, ELECTRA...: `fast_attention` in `trainables.architectures`), their attention for
+eager attention with this dropout (SDPA on CPU falls back to a slower unfused path whenever dropout
+is on). Models with their own attention modules (MPNet) apply attention dropout through a module,
+which the swap covers. Decoders keep their own attention: each family's eager attention differs
+(grouped key-value heads, soft-capping, sliding windows), and they train without attention dropout
+by default, where SDPA stays fused; their `nn.Dropout` modules (GPT-2's, OPT's) are swapped.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+
+from trainables.architectures import adapter_for
 
 ATTENTION = "eager_fast_dropout"
 _LEVELS = 2**16
@@ -69,12 +75,13 @@ ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION, eager_mask)
 
 
 def use_fast_dropout(model: PreTrainedModel) -> PreTrainedModel:
-    """Give `model` the cheap dropout everywhere it drops out; returns it. Eval outputs are unchanged
+    """Give `model` the cheap dropout wherever it drops out through a module, and in its attention
+    where its family allows (see the module's docstring); returns it. Eval outputs are unchanged
     (dropout is off there; eager and SDPA attention agree to rounding)."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
                 setattr(parent, name, Dropout(child.p))
-    if getattr(model, "_supports_attention_backend", False):
+    if adapter_for(model.config).fast_attention and getattr(model, "_supports_attention_backend", False):
         model.set_attn_implementation(ATTENTION)
     return model

@@ -4,6 +4,9 @@ A trial refuses a teacher whose classifier head was never trained: distilling fr
 teaches the student noise, and nothing downstream would show it. A fine-tuned classifier whose label
 names are in another order than the task's (e.g. an MNLI checkpoint with 0 = contradiction) has its
 output rows put in the task's order, so that its outputs and the data's labels mean the same classes.
+Every tokenizer pads on the right, with its end-of-sequence token when it has no pad token, and a
+decoder's config names that pad token, so that its classifier reads each row's last real token
+(`prepare_padding`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from trainables import loop
+from trainables.architectures import pools_last_token
 from trainables.data import DataConfig, TaskData, TaskSpec, load_task_data, task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
@@ -114,6 +124,7 @@ def load_classifier(name: str, task: str, trust_remote_code: bool = False):
     check_weights(model, info, name)
     tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     check_tokenizer(tokenizer, model, name)
+    prepare_padding(model, tokenizer, name)
     if is_classifier and not info["missing_keys"]:
         match_labels(model, spec, name)
     return model, tokenizer, sorted(info["missing_keys"])
@@ -201,6 +212,28 @@ def check_max_length(model: PreTrainedModel, tokenizer, max_length: int, name: s
             f"data.max_length is {max_length} tokens, but {name} takes inputs of at most {limit} tokens "
             f"(its position embeddings); set max_length to at most {limit}."
         )
+
+
+def prepare_padding(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+    """Make batches of the classifier padded the way every part of a trial reads them.
+
+    Padding goes on the right: a decoder's real tokens then keep positions 0..n-1 whatever the batch,
+    and the teacher-output cache lays rows out that way. A tokenizer without a pad token (most
+    decoders') pads with its end-of-sequence token. A decoder's classifier reads each row's last token
+    that is not `config.pad_token_id`, so that is set to the tokenizer's pad token. A classifier never
+    generates, so it keeps no key-value cache (`use_cache` off)."""
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ConfigError(
+                f"The tokenizer of {name} has neither a pad token nor an end-of-sequence token to pad "
+                f"batches with. Set pad_token (or eos_token) in its tokenizer_config.json."
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    if pools_last_token(model.config) and model.config.pad_token_id != tokenizer.pad_token_id:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model.config, "use_cache", False):
+        model.config.use_cache = False
 
 
 def check_head(saved, name: str, task: str) -> bool:

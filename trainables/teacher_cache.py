@@ -1,9 +1,10 @@
 """Teacher outputs on the training set, computed once and reused by every epoch and every trial.
 
-The teacher is frozen and runs in eval mode, so its logits and last hidden states are a pure function
-of (teacher weights, training rows, tokenizer, max length). They are stored beside the teacher under
-a key made of exactly those (the weights by their content hash, the rows by their token ids), with a
-checksum, so a stale or corrupt cache is rebuilt, never used.
+The teacher is frozen and runs in eval mode, so its logits and last hidden states (the output of its
+last block, before any final norm: `trainables.blocks`) are a pure function of (teacher weights,
+training rows, tokenizer, max length). They are stored beside the teacher under a key made of exactly
+those (the weights by their content hash, the rows by their token ids), with a checksum, so a stale or
+corrupt cache is rebuilt, never used.
 
 Teacher outputs are computed and kept in fp32, whatever precision the student trains in, so a trial
 that reads the cache and one that runs the teacher live get the same targets.
@@ -26,12 +27,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainables import loop
-from trainables.data import DataConfig, load_train_rows
-from trainables.teacher import load_teacher, weights_hash
+from trainables.blocks import last_block_output
 
 CACHE_DIR = "teacher_cache"
-FORMAT_VERSION = 2
-DEFAULT_MAX_MEMORY_BYTES = 2 * 1024**3
+FORMAT_VERSION = 3  # in the cache key: a cache written in another layout is rebuilt
 
 
 @dataclass
@@ -68,22 +67,6 @@ def cache_key(teacher_hash: str, rows: datasets.Dataset, with_hidden: bool) -> s
     return digest.hexdigest()[:24]
 
 
-def build_for_study(teacher_dir: str, data: DataConfig, with_hidden: bool, device: str = "auto") -> None:
-    """Build the cache of the students' training rows once, before any trial, so that concurrent
-    trials only read it."""
-    teacher, tokenizer, _ = load_teacher(teacher_dir, data.task)
-    rows = load_train_rows(data, tokenizer)
-    load_or_build(
-        teacher,
-        teacher_dir,
-        weights_hash(teacher_dir),
-        rows,
-        tokenizer,
-        with_hidden,
-        loop.pick_device(device),
-    )
-
-
 def load_or_build(
     teacher: PreTrainedModel,
     teacher_dir: str,
@@ -92,7 +75,7 @@ def load_or_build(
     tokenizer: PreTrainedTokenizerBase,
     with_hidden: bool,
     device: torch.device,
-    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+    max_memory_bytes: int,
 ) -> TeacherOutputs:
     """The cached outputs for `rows`, building (or rebuilding) them if missing or invalid."""
     folder = Path(teacher_dir) / CACHE_DIR / cache_key(teacher_hash, rows, with_hidden)
@@ -116,11 +99,14 @@ def _compute(
     for batch in loop.make_loader(rows, tokenizer, 64, device):
         batch = loop.to_device(batch, device)
         with loop.full_precision(device):
-            out = teacher(**loop.model_inputs(batch), output_hidden_states=with_hidden)
+            if with_hidden:
+                out, last = last_block_output(teacher, loop.model_inputs(batch))
+            else:
+                out = teacher(**loop.model_inputs(batch))
         logits.append(out.logits.float().cpu())
         if with_hidden:
             mask = batch["attention_mask"].bool()
-            pieces.append(out.hidden_states[-1][mask].float().cpu())
+            pieces.append(last[mask].float().cpu())
             lengths.append(mask.sum(1).cpu())
     hidden = offsets = None
     if with_hidden:

@@ -115,6 +115,8 @@ SHORT_NAMES = {"temperature": "T", "alpha_ce": "ce", "alpha_kd": "kd", "alpha_co
 
 # A per-trial table, and the per-epoch reports kept beside it as `<stem>_history.csv`.
 TRIALS_CSV = "trials.csv"
+# A raced stage's design and decisions, beside its trials.
+RACE_FILE = "race.json"
 
 
 def history_path(trials_csv: Path) -> Path:
@@ -141,7 +143,8 @@ class StudyLayout:
         teacher/stage.json    the teacher stage's record; teacher/model/ the fine-tuned teacher
         search/[<strategy>/]  the search's Ray experiment(s); search/trials.csv every search trial
         search/best_hyperparameters.json
-        replicate/            the ranked trials' Ray experiment, with its trials.csv
+        replicate/            the ranked trials' Ray experiment (a race: one per round, and race.json),
+                              with its trials.csv
         trials.csv            the ranked trials, one row each; ranking.csv, report.md, ranking*.png
         layer_scores.png      what the data-driven strategies scored each teacher layer
         best_student/         the best student; speed.json its speed against the teacher
@@ -182,12 +185,13 @@ class StudyLayout:
     def teacher_model(self) -> Path:
         return self.teacher_dir / self.TEACHER_MODEL
 
-    def stage_dir(self, stage: str) -> Path:
-        """The local folder of a stage's experiment(s) and its trials.csv."""
-        return self.root / stage
+    def stage_dir(self, folder: str) -> Path:
+        """The local folder of a stage's experiment(s) (or of one of them, e.g. "search/odd") and its
+        trials.csv."""
+        return self.root / folder
 
-    def stage_trials(self, stage: str) -> Path:
-        return self.stage_dir(stage) / TRIALS_CSV
+    def stage_trials(self, folder: str) -> Path:
+        return self.stage_dir(folder) / TRIALS_CSV
 
     def experiment(self, folder: str) -> str:
         """Where Ray keeps the experiment `folder` (e.g. "replicate", "search/odd")."""
@@ -201,6 +205,11 @@ class StudyLayout:
     @property
     def best_hyperparameters(self) -> Path:
         return self.stage_dir(Stage.SEARCH) / "best_hyperparameters.json"
+
+    @property
+    def race_record(self) -> Path:
+        """A raced replicate stage's design, rounds and decisions."""
+        return self.stage_dir(Stage.REPLICATE) / RACE_FILE
 
     @property
     def trials_csv(self) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sweep.config.presets import DEFAULT_PRESET, PRESETS
 from trainables.errors import ConfigError
-from trainables.layers import STRATEGY_HELP
+from trainables.strategies.registry import strategy_help
 from trainables.vocabulary import TRIAL_STAGES
 
 PROG = "python -m sweep.run"
@@ -31,6 +31,7 @@ class Flag:
     choices: tuple[str, ...] | None = None
     convert: Callable[[Any], Any] | None = None
     metavar: str | None = None
+    const: Any = None  # a flag without a value that sets the setting to `const`
 
 
 def _seeds(text: str) -> int | list[int]:
@@ -78,7 +79,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "strategies",
         "strategies",
-        f"layer strategies: {STRATEGY_HELP}",
+        f"layer strategies: {strategy_help()}",
         "study",
         nargs="+",
         convert=split_strategies,
@@ -97,6 +98,27 @@ FLAGS: tuple[Flag, ...] = (
         "(one seed: 5,)",
         "study",
         type=_seeds,
+    ),
+    Flag(
+        "race",
+        "replicate.mode",
+        "race the seeds: drop a strategy once it is significantly worse than the leader",
+        "study",
+        const="race",
+    ),
+    Flag(
+        "budget-trials",
+        "replicate.budget_trials",
+        "a race starts no round past this many trials",
+        "study",
+        int,
+    ),
+    Flag(
+        "budget-hours",
+        "replicate.budget_hours",
+        "a race starts no round after this many hours",
+        "study",
+        float,
     ),
     Flag(
         "max-failures",
@@ -158,6 +180,11 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         "--resume", nargs="?", const=True, metavar="STUDY_DIR", help="continue an interrupted study"
     )
     for flag in FLAGS:
+        if flag.const is not None:
+            groups[flag.group].add_argument(
+                f"--{flag.name}", dest=_dest(flag), action="store_const", const=flag.const, help=flag.help
+            )
+            continue
         groups[flag.group].add_argument(
             f"--{flag.name}",
             dest=_dest(flag),

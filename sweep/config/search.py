@@ -57,6 +57,11 @@ def _default_space() -> dict[str, Range]:
     }
 
 
+# The seed search trials train at: apart from the replicate seeds (counted from 0), so that no ranked
+# trial repeats the trial its setting was chosen on.
+SEARCH_SEED = 1_000_000
+
+
 @settings
 @dataclass
 class SearchSpec:
@@ -64,14 +69,27 @@ class SearchSpec:
     # joint: one search of num_samples trials samples the strategy like a hyper-parameter.
     mode: Literal["per_strategy", "joint"] = "per_strategy"
     num_samples: Annotated[Count, Field(le=MOST_TRIALS)] = 8
-    seed: Seed = 0  # the trials' seed during the search; the replicate stage varies it
-    sampler_seed: Seed = 0
+    # tpe: Optuna's TPE, after startup_trials trials sampled at random (the fixed setting counts as one);
+    # random: every trial after the fixed setting sampled at random.
+    sampler: Literal["tpe", "random"] = "tpe"
+    # null: a third of num_samples (rounded up), at least 2, so that TPE models most of a search.
+    startup_trials: Count | None = None
+    seed: Seed = SEARCH_SEED  # the trials' seed during the search; the replicate seeds never reach it
+    sampler_seed: Annotated[Whole, Field(ge=0, lt=2**32)] = 0
     # ASHA's first rung, in epochs; null: half the epochs, rounded up. Students that start near chance
     # (scratch, or a copied block that must relearn its head) often leave it only after a few epochs,
     # and a first rung at epoch 1 would judge every setting of theirs on the same chance accuracy.
     grace_period: Count | None = None
     reduction_factor: Annotated[Whole, Field(ge=2)] = 2
     space: dict[Literal[SEARCHED], SearchRange] = field(default_factory=_default_space)  # type: ignore[valid-type]
+
+    def startup(self, first_points: int) -> int:
+        """How many trials of a search (its `first_points` at the fixed setting included) come before
+        TPE models the results; all of them for the random sampler."""
+        if self.sampler == "random":
+            return self.num_samples
+        chosen = self.startup_trials or max(2, math.ceil(self.num_samples / 3))
+        return max(chosen, first_points)
 
     def first_rung(self, epochs: int) -> int:
         """The epoch at which ASHA first compares trials (never after the last epoch)."""

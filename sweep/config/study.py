@@ -23,14 +23,14 @@ from analysis.power import blocks_needed
 from sweep.config.presets import DEFAULT_PRESET, preset
 from sweep.config.replicate import ReplicateSpec
 from sweep.config.resources import Resources, check_resources
-from sweep.config.search import SearchSpec, check_space
+from sweep.config.search import SEARCH_SEED, SearchSpec, check_space
 from sweep.config.smoke import FaultSpec, TinySpec
 from sweep.config.teacher import TeacherStage
 from trainables.config import TrialConfig, TrialSettings
 from trainables.data import DataConfig, is_file_source, task_spec
 from trainables.errors import ConfigError
 from trainables.settings import Count, Text, Whole, build, settings
-from trainables.vocabulary import EVAL, SELECTION, TRIAL_STAGES, StudyLayout, scored
+from trainables.vocabulary import EVAL, SELECTION, TRIAL_STAGES, Stage, StudyLayout, scored
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -91,8 +91,10 @@ class StudyConfig:
 
     @property
     def seeds(self) -> list[int]:
-        """The replicate stage's seeds; by default the fewest that can decide a tie (see
-        analysis.power.blocks_needed), at least 5."""
+        """The replicate stage's seeds: a race's max_seeds; a grid's by default the fewest that can
+        decide a tie (see analysis.power.blocks_needed), at least 5."""
+        if self.replicate.mode == "race":
+            return list(range(self.replicate.max_seeds))
         seeds = self.replicate.seeds
         if seeds is None:
             seeds = max(5, blocks_needed(len(self.strategies))) if len(self.strategies) > 1 else 5
@@ -129,6 +131,13 @@ class StudyConfig:
         if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
             raise ConfigError(
                 f"replicate.seeds as a list must hold distinct seeds, got {self.replicate.seeds}."
+            )
+        self.replicate.check()
+        if Stage.SEARCH in self.stages and self.search.seed in self.seeds:
+            raise ConfigError(
+                f"search.seed {self.search.seed} is also a replicate seed: a ranked trial would repeat "
+                "the search trial its setting was chosen on. Give the search a seed the replicate stage "
+                f"does not run (default {SEARCH_SEED})."
             )
         task_spec(self.data.task)
         self.trial.check_weights()

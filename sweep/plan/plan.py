@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from analysis.racing import RaceDesign
 from sweep.config.search import Range
 from sweep.config.smoke import fault_for
 from sweep.config.study import StudyConfig
@@ -20,6 +21,7 @@ from trainables.vocabulary import SEARCHED, Setting, Stage, StudyLayout
 
 # Where a planned trial's hyper-parameters come from (the dry run's last column).
 FIRST_POINT = "fixed (first trial of this strategy)"
+RANDOM = "sampled at random"
 SAMPLED = "sampled by TPE"
 FROM_SEARCH = "best search trial of this strategy"
 FIXED = "fixed"
@@ -45,6 +47,8 @@ class PlannedTrial:
     hyperparameters: dict[str, Planned]
     source: str
     fault: str | None = None
+    # In a race: the trial runs only while its strategy has not been dropped (seeds from min_seeds on).
+    conditional: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class StudyPlan:
     settings: tuple[Setting, ...]
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The racing test, when the replicate stage is a race.
+    race: RaceDesign | None = None
 
     @property
     def layout(self) -> StudyLayout:
@@ -106,6 +112,15 @@ def plan_study(
     replicate = _replicate(config, layers, settings) if Stage.REPLICATE in config.stages else None
     trials = sum(len(experiment.trials) for experiment in (*search, *([replicate] if replicate else [])))
     need = checkpoint_bytes(config, preflight, trials)
+    spec = config.replicate
+    race = None
+    if replicate and spec.mode == "race":
+        race = RaceDesign(
+            strategies=len(config.strategies),
+            alpha=spec.alpha,
+            min_seeds=spec.min_seeds,
+            max_seeds=spec.max_seeds,
+        )
     return StudyPlan(
         config,
         preflight,
@@ -115,6 +130,7 @@ def plan_study(
         settings,
         study_warnings(config, layers, trials, need, resumed, preflight.shared_rows),
         study_notes(config),
+        race,
     )
 
 
@@ -139,7 +155,7 @@ def _search(config: StudyConfig, layers: dict) -> tuple[Experiment, ...]:
     sampled = {name: _sampled(space[name]) if name in space else value for name, value in fixed.items()}
     experiments, number = [], 0
     for strategies in groups:
-        trials = []
+        trials, startup = [], config.search.startup(len(strategies))
         for index in range(config.search.num_samples):
             strategy = (
                 strategies[0] if per_strategy else strategies[index] if index < len(strategies) else None
@@ -154,7 +170,7 @@ def _search(config: StudyConfig, layers: dict) -> tuple[Experiment, ...]:
                     config.search.seed,
                     Setting.SEARCH,
                     dict(first if index < len(strategies) else sampled),
-                    FIRST_POINT if index < len(strategies) else SAMPLED,
+                    FIRST_POINT if index < len(strategies) else RANDOM if index < startup else SAMPLED,
                 )
             )
         folder = StudyLayout.search_folder(strategies[0] if per_strategy and len(groups) > 1 else None)
@@ -169,8 +185,10 @@ def _sampled(bounds: Range) -> float | Range:
 
 
 def _replicate(config: StudyConfig, layers: dict, settings: tuple[Setting, ...]) -> Experiment:
-    """Every strategy x setting x seed, in that order."""
+    """Every strategy x setting x seed, in that order; in a race, the seeds up to max_seeds, those
+    after the first round only while the strategy is still racing."""
     fixed = fixed_values(config)
+    racing = config.replicate.mode == "race"
     trials = []
     for strategy in config.strategies:
         for setting in settings:
@@ -188,6 +206,7 @@ def _replicate(config: StudyConfig, layers: dict, settings: tuple[Setting, ...])
                         dict.fromkeys(SEARCHED) if tuned else dict(fixed),
                         FROM_SEARCH if tuned else FIXED,
                         fault_for(config.faults, strategy, seed),
+                        racing and seed >= config.replicate.min_seeds,
                     )
                 )
     return Experiment(Stage.REPLICATE, str(Stage.REPLICATE), tuple(config.strategies), tuple(trials))
@@ -214,7 +233,8 @@ def trial_dict(plan: StudyPlan, trial: PlannedTrial) -> dict:
         **values,
         "hyperparameters": trial.source,
     }
-    return row | ({"fault": trial.fault} if trial.fault else {})
+    row |= {"fault": trial.fault} if trial.fault else {}
+    return row | ({"if_still_racing": True} if trial.conditional else {})
 
 
 def plan_json(plan: StudyPlan) -> str:

@@ -4,12 +4,12 @@ test set drawn from a validation split, and a tuned ranking that reuses its sele
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
 
 from analysis.power import blocks_needed
-from analysis.stats import examples_for, interval_half_width
 from sweep.config.study import StudyConfig, is_uri
 from sweep.preflight.checks import Preflight
 from sweep.preflight.folder import existing_ancestor
@@ -156,9 +156,10 @@ def cpu_warnings(config: StudyConfig) -> list[str]:
 
 
 def seed_count_warnings(config: StudyConfig) -> list[str]:
-    """Warn when the replicate stage has too few seeds for any strategy to test as worse."""
+    """Warn when a grid replicate stage has too few seeds for any strategy to test as worse (a race
+    decides with its own test)."""
     strategies, seeds = len(config.strategies), len(config.seeds)
-    if Stage.REPLICATE not in config.stages or strategies < 2:
+    if Stage.REPLICATE not in config.stages or strategies < 2 or config.replicate.mode == "race":
         return []
     needed = blocks_needed(strategies)
     if seeds >= needed:
@@ -224,3 +225,25 @@ def _file_rows(path: str) -> int | None:
     if file.suffix == ".csv":
         return max(len(lines) - 1, 0)
     return None
+
+
+Z_95 = 1.959964
+
+
+def interval_half_width(n: int, accuracy: float = 0.5) -> float:
+    """Half-width of the 95% Wilson score interval for an accuracy measured on n examples."""
+    z2 = Z_95**2
+    spread = Z_95 * math.sqrt(accuracy * (1 - accuracy) / n + z2 / (4 * n * n))
+    return spread / (1 + z2 / n)
+
+
+def examples_for(half_width: float) -> int:
+    """The fewest examples whose 95% Wilson interval (at accuracy 0.5) is at most `half_width`."""
+    n = 1
+    while interval_half_width(n) > half_width:
+        n *= 2
+    low, high = n // 2, n
+    while low + 1 < high:
+        middle = (low + high) // 2
+        low, high = (middle, high) if interval_half_width(middle) > half_width else (low, middle)
+    return high

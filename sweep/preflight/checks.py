@@ -20,7 +20,9 @@ from sweep.preflight.model import (
     teacher_depth,
 )
 from trainables.errors import ConfigError
-from trainables.layers import rule_layers
+from trainables.strategies.registry import rule_layers
+from trainables.strategies.subsets import expand_subsets
+from trainables.student import check_surgery
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class Preflight:
 
 
 def check_study(config: StudyConfig) -> Preflight:
-    """Every check, cheapest first; raises ConfigError with a message for the user."""
+    """Every check, cheapest first; raises ConfigError with a message for the user. Once the teacher's
+    depth is known, `subsets:` strategies are replaced in `config.strategies` by the `custom:`
+    strategies they stand for."""
     config.check()
     check_metric(config)
     if config.resources.address:
@@ -46,7 +50,11 @@ def check_study(config: StudyConfig) -> Preflight:
     if not config.teacher.base:
         raise ConfigError("No teacher given: set teacher.base (or --teacher) to a model folder or hub id.")
     base_config = model_config(config.teacher.base, config.teacher.trust_remote_code)
+    check_surgery(base_config, config.trial.student_layers, config.teacher.trust_remote_code)
     depth = teacher_depth(base_config, config.teacher.base)
+    config.strategies = expand_subsets(
+        config.strategies, depth, config.trial.student_layers, config.data.data_seed
+    )
     layers = {s: rule_layers(s, depth, config.trial.student_layers) for s in config.strategies}
     for strategy in config.strategies:
         trial_config(config, config.teacher.base, strategy).validate()

@@ -12,7 +12,7 @@ from sweep.config.study import StudyConfig
 from trainables.data import DataConfig, is_file_source, load_rows, subset, task_spec
 from trainables.errors import ConfigError
 from trainables.hub import require_hub
-from trainables.layers import is_data_driven
+from trainables.strategies.registry import is_data_driven
 from trainables.vocabulary import every_epoch
 
 HUB_TEST_SPLITS = ("test", "test_matched", "test_mismatched")

@@ -4,13 +4,13 @@ files as the teacher stage will load them (weights, tokenizer, label names, inpu
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig
 
 from sweep.config.study import StudyConfig
+from trainables.architectures import resized_config
 from trainables.data import task_spec
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
@@ -43,8 +43,8 @@ def parameter_counts(base_config: PretrainedConfig, task: str, student_layers: i
     built on the meta device, so nothing is allocated or downloaded."""
 
     def count(layers: int) -> int:
-        sized = copy.deepcopy(base_config)
-        sized.num_hidden_layers, sized.num_labels = layers, task_spec(task).num_labels
+        sized = resized_config(base_config, layers)
+        sized.num_labels = task_spec(task).num_labels
         with torch.device("meta"):
             model = AutoModelForSequenceClassification.from_config(sized)
         return sum(p.numel() for p in model.parameters())

@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from trainables import loop, vocabulary
+from trainables.architectures import adapter_for
 from trainables.data import DataConfig, load_split
 from trainables.reporting import load_state
 from trainables.student import build_student
@@ -51,6 +52,9 @@ def export_student(trial, teacher_path: str, out_dir: Path, metric: str, which: 
         "teacher_hash": state["constants"].get(vocabulary.TEACHER_HASH),
         "hyperparameters": {k: config[k] for k in SEARCHED},
     }
+    note = adapter_for(teacher.config).export_note(layers)
+    if note:  # the folder holds the trained student, but stock code would load another model
+        info["does_not_load_back_as_itself"] = note
     (out_dir / STUDENT_INFO).write_text(json.dumps(info, indent=2))
     return info
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
-from optuna.samplers import TPESampler
+from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from ray.tune import Tuner
 from ray.tune.search.optuna import OptunaSearch
 
@@ -73,7 +73,7 @@ def search_tuner(
             metric=metric,
             mode=direction(metric),
             points_to_evaluate=spaces.first_points(config, experiment),
-            sampler=TPESampler(seed=search.sampler_seed),
+            sampler=sampler(config, experiment),
         ),
         scheduler=OrderedHalving(
             metric=metric,
@@ -84,6 +84,15 @@ def search_tuner(
         ),
         num_samples=len(experiment.trials),
     )
+
+
+def sampler(config: StudyConfig, experiment: Experiment) -> BaseSampler:
+    """The search's Optuna sampler: TPE after the start-up trials the plan shows, or random."""
+    search = config.search
+    if search.sampler == "random":
+        return RandomSampler(seed=search.sampler_seed)
+    startup = search.startup(len(experiment.strategies))
+    return TPESampler(n_startup_trials=startup, seed=search.sampler_seed)
 
 
 def best_of_search(plan: StudyPlan) -> dict[str, dict]:

@@ -1,5 +1,5 @@
-"""What Ray Tune samples, built from the study plan: the settings every trial shares, each search's
-define-by-run space, and the replicate grid.
+"""What Ray Tune runs, built from the study plan: the settings every trial shares, each search's
+define-by-run space, and the replicate trials as points to evaluate.
 
 What differs per strategy (its teacher layers and its untrained student's scores, both from the
 teacher stage's record) is looked up by strategy. A search is a define-by-run space for Optuna: it
@@ -9,6 +9,7 @@ strategy's constants; its first trials are the plan's first points.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from ray import tune
 
 from sweep.config.study import StudyConfig
 from sweep.config.trial import trial_config
-from sweep.plan.plan import Experiment, StudyPlan
+from sweep.plan.plan import Experiment, PlannedTrial
 from trainables.vocabulary import SEARCHED, Setting
 
 
@@ -81,47 +82,41 @@ def first_points(config: StudyConfig, experiment: Experiment) -> list[dict]:
 
 @dataclass(frozen=True)
 class Lookup:
-    """A replicate trial's value of one setting, looked up in `table` by the trial's values of `keys`
-    (its strategy, and its replicate setting or seed). Ray calls it with the trial's config."""
+    """A trial's value of one setting, looked up in `table` by the trial's strategy. Ray calls it with
+    the trial's config, after the trial's point has set its strategy."""
 
     name: str
     table: dict
-    keys: tuple[str, ...] = ("strategy",)
 
     def __call__(self, config: dict) -> Any:
-        row = self.table
-        for key in self.keys:
-            row = row[config[key]]
-        return row[self.name]
+        return self.table[config["strategy"]][self.name]
 
 
-def replicate_space(plan: StudyPlan, base: dict, record: dict, tuned: dict[str, dict] | None) -> dict:
-    """The planned replicate trials as Ray's grid (strategy x setting x seed); `tuned` holds each
-    strategy's best search setting when the plan replicates at it."""
-    experiment = plan.replicate
-    strategies = list(experiment.strategies)
-    settings = [str(setting) for setting in plan.settings]
-    seeds = list(dict.fromkeys(trial.seed for trial in experiment.trials))
-    grid = {(t.strategy, str(t.setting), t.seed) for t in experiment.trials}
-    if grid != {(s, setting, seed) for s in strategies for setting in settings for seed in seeds}:
-        raise ValueError("the planned replicate trials are not a strategy x setting x seed grid")
-    hyper: dict = {s: {} for s in strategies}
-    faults: dict = {s: {} for s in strategies}
-    for trial in experiment.trials:
-        values = tuned[trial.strategy] if trial.setting == Setting.TUNED else trial.hyperparameters
-        hyper[trial.strategy][str(trial.setting)] = {name: values[name] for name in SEARCHED}
-        faults[trial.strategy][trial.seed] = {"fault": trial.fault}
-    space = {
-        **base,
-        "strategy": tune.grid_search(strategies),
-        "setting": tune.grid_search(settings),
-        "seed": tune.grid_search(seeds),
-    }
+def replicate_base(base: dict, record: dict, strategies: Iterable[str]) -> dict:
+    """The base settings of a replicate experiment: each trial's teacher layers and initial scores
+    are its strategy's, from the teacher stage's record (looked up, since Ray's points to evaluate
+    cannot set nested values)."""
     constants = {s: strategy_constants(record, s) for s in strategies}
-    for name in ("teacher_layers", "init_scores"):
-        space[name] = tune.sample_from(Lookup(name, constants))
-    for name in SEARCHED:
-        space[name] = tune.sample_from(Lookup(name, hyper, ("strategy", "setting")))
-    if any(trial.fault for trial in experiment.trials):
-        space["fault"] = tune.sample_from(Lookup("fault", faults, ("strategy", "seed")))
-    return space
+    return {
+        **base,
+        **{name: tune.sample_from(Lookup(name, constants)) for name in ("teacher_layers", "init_scores")},
+    }
+
+
+def trial_points(trials: Iterable[PlannedTrial], tuned: dict[str, dict] | None) -> list[dict]:
+    """Planned replicate trials as what sets each apart from the base settings (Ray's points to
+    evaluate): its strategy, setting, seed, hyper-parameters and fault; `tuned` holds each strategy's
+    best search setting, for the trials at the tuned setting."""
+    points = []
+    for trial in trials:
+        values = tuned[trial.strategy] if trial.setting == Setting.TUNED else trial.hyperparameters
+        points.append(
+            {
+                "strategy": trial.strategy,
+                "setting": str(trial.setting),
+                "seed": trial.seed,
+                **{name: values[name] for name in SEARCHED},
+                "fault": trial.fault,
+            }
+        )
+    return points

@@ -12,6 +12,7 @@ from sweep.plan.warnings import checkpoint_bytes, disk_full_message
 from sweep.stages import spaces
 from sweep.stages.cluster import Cluster, ray_cluster
 from sweep.stages.deliverables import finish, rank_stage
+from sweep.stages.race import run_race
 from sweep.stages.replicate import run_replicate
 from sweep.stages.search import best_of_search, run_search
 from sweep.stages.teacher import teacher_stage
@@ -72,7 +73,8 @@ def run_stages(plan: StudyPlan, cluster: Cluster) -> StageResults:
         last = run_search(plan, cluster, record, base)
         tuned = best_of_search(plan)
     if plan.replicate:
-        last = run_replicate(plan, cluster, record, base, tuned)
+        replicate = run_race if config.replicate.mode == "race" else run_replicate
+        last = replicate(plan, cluster, record, base, tuned)
     return last
 
 

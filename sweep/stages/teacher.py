@@ -27,9 +27,9 @@ from sweep.ui.console import run_with_output, sending_lines
 from trainables import loop
 from trainables.distill import initial_scores, prepare
 from trainables.errors import ConfigError
-from trainables.layer_choice import calibration_rows, choose_layers
-from trainables.layers import is_data_driven
 from trainables.resident import resident
+from trainables.strategies.data_driven import calibration_rows, choose_layers
+from trainables.strategies.registry import get_strategy, is_data_driven
 from trainables.teacher import finetune_teacher, label_order_note, majority_accuracy, weights_hash
 from trainables.vocabulary import StudyLayout
 
@@ -191,7 +191,12 @@ def _strategy(config: StudyConfig, kept, strategy: str, layers: list[int] | None
             strategy, kept.teacher, rows, kept.tokenizer, config.trial.student_layers, kept.task, dtype
         )
         layers = choice.layers
-        record = {"scores": choice.scores, "steps": choice.steps, "seconds": round(choice.seconds, 2)}
+        record = {
+            "scores": choice.scores,
+            "score_name": get_strategy(strategy).score,
+            "steps": choice.steps,
+            "seconds": round(choice.seconds, 2),
+        }
         log.info(f"Teacher stage: {strategy} keeps teacher layers {layers} ({choice.seconds:.1f} s).")
     init = {}
     if layers:

@@ -38,7 +38,24 @@ def summary(plan: StudyPlan) -> list[str]:
         f"ranked by {config.ranked_metric}"
         + (f", searched by {config.search_metric}" if Stage.SEARCH in config.stages else ""),
     ]
+    if plan.race is not None:
+        lines.append(_race_line(plan))
     return lines + [f"Note: {note}" for note in plan.notes] + [f"Warning: {w}" for w in plan.warnings]
+
+
+def _race_line(plan: StudyPlan) -> str:
+    """What the race will run: its first round, its decisions and its most trials."""
+    design, spec = plan.race, plan.config.replicate
+    per_seed = len(plan.config.strategies) * len(plan.settings)
+    budget = [f"{spec.budget_trials} trials"] if spec.budget_trials else []
+    budget += [f"{spec.budget_hours:g} hours"] if spec.budget_hours else []
+    return (
+        f"Race: seeds 0-{design.min_seeds - 1} for all {per_seed} strategy/setting pairs at once, then one "
+        f"seed a round for those not yet significantly worse than the leader (first drop at p <= "
+        f"{design.thresholds[0]:.3g}, family-wise error {design.alpha:g}), up to {design.max_seeds} seeds: "
+        f"{per_seed * design.min_seeds} to {len(plan.replicate.trials)} trials"
+        + (f", budget {' or '.join(budget)}" if budget else "")
+    )
 
 
 def plan_text(plan: StudyPlan) -> str:
@@ -58,7 +75,8 @@ def _row(trial: PlannedTrial) -> tuple[str, ...]:
     from_search = trial.source == FROM_SEARCH
     values = tuple("(search)" if from_search else _value_text(trial.hyperparameters[n]) for n in SEARCHED)
     stage = trial.stage if trial.stage == Stage.SEARCH else f"{trial.stage} {trial.setting}"
-    return (stage, str(trial.number), strategy, layers, str(trial.seed), *values, trial.source)
+    source = trial.source + (" (if still racing)" if trial.conditional else "")
+    return (stage, str(trial.number), strategy, layers, str(trial.seed), *values, source)
 
 
 def _layers_text(layers: list[int] | None) -> str:

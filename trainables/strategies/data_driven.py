@@ -1,4 +1,4 @@
-"""Teacher layers chosen from data: score the fine-tuned teacher's layers on calibration rows, keep K.
+"""The data-driven strategies: score the fine-tuned teacher's layers on calibration rows, keep K.
 
 No training happens. Calibration rows are a fixed random sample (by `data_seed`) of the training rows,
 never of the rows that rank or test, so the choice is deterministic for a given teacher, data seed
@@ -6,10 +6,14 @@ and calibration size.
 
 * `auto:bi` keeps the K layers of highest Block Influence (Men et al. 2024, "ShortGPT"):
   BI_l = 1 - the mean cosine similarity between the hidden states entering layer l and those leaving
-  it, over the calibration rows' real tokens. A layer of low BI barely changes its input.
+  it, over the calibration rows' real tokens. A layer of low BI barely changes its input. Both are
+  read from the block itself (`trainables.blocks`), for encoders and decoders alike.
 * `auto:drop` removes layers greedily (as Sajjad et al. 2020 and Minitron measure layer importance):
   each step removes the layer whose removal raises the truncated teacher's task loss on the
   calibration rows least, until K remain. Layer 1's input stays the embeddings, the head stays.
+
+Each rule is a `choose` function registered here with the name of its per-layer score; adding a rule
+is one more registration in this module.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from trainables import loop
+from trainables.blocks import watching
 from trainables.data import TaskSpec
+from trainables.strategies.registry import Kind, Strategy, get_strategy, register_strategy
 from trainables.student import build_student
 
 CALIBRATION_BATCH = 32
@@ -57,40 +63,70 @@ def choose_layers(
     task: TaskSpec,
     dtype: torch.dtype | None = None,
 ) -> Choice:
-    """Run the data-driven `strategy` ("auto:bi" or "auto:drop") on the calibration `rows`."""
+    """Run the data-driven `strategy` (a registered rule, e.g. "auto:bi") on the calibration `rows`."""
+    rule = get_strategy(strategy)
+    if rule.kind != Kind.DATA_DRIVEN:
+        raise ValueError(f"{strategy} is not a data-driven strategy")
     device = next(teacher.parameters()).device
     batches = [
         loop.to_device(b, device) for b in loop.make_loader(rows, tokenizer, CALIBRATION_BATCH, device)
     ]
     started = time.perf_counter()
-    if strategy == "auto:bi":
-        scores = block_influence(teacher, batches, device, dtype)
-        kept = sorted(sorted(scores, key=lambda layer: -scores[layer])[:student_layers])
-        return Choice(kept, scores, time.perf_counter() - started)
+    layers, scores, steps = rule.choose(teacher, batches, student_layers, task, dtype)
+    return Choice(layers, scores, time.perf_counter() - started, steps)
+
+
+def keep_most_influential(
+    teacher: PreTrainedModel,
+    batches: list[dict],
+    student_layers: int,
+    task: TaskSpec,
+    dtype: torch.dtype | None,
+) -> tuple[list[int], dict[int, float], list]:
+    """auto:bi: the K layers of highest Block Influence, in depth order."""
+    scores = block_influence(teacher, batches, next(teacher.parameters()).device, dtype)
+    kept = sorted(sorted(scores, key=lambda layer: -scores[layer])[:student_layers])
+    return kept, scores, []
+
+
+def drop_least_harmful(
+    teacher: PreTrainedModel,
+    batches: list[dict],
+    student_layers: int,
+    task: TaskSpec,
+    dtype: torch.dtype | None,
+) -> tuple[list[int], dict[int, float], list[dict[int, float]]]:
+    """auto:drop: layers removed one at a time while the truncated teacher's task loss rises least."""
+    device = next(teacher.parameters()).device
 
     def loss_of(layers: list[int]) -> float:
         return task_loss(build_student(teacher, layers).eval(), batches, task, device, dtype)
 
     kept, steps = greedy_drop(loss_of, teacher.config.num_hidden_layers, student_layers)
-    return Choice(kept, steps[0] if steps else {}, time.perf_counter() - started, steps)
+    return kept, steps[0] if steps else {}, steps
 
 
 @torch.no_grad()
 def block_influence(
     teacher: PreTrainedModel, batches: list[dict], device: torch.device, dtype: torch.dtype | None = None
 ) -> dict[int, float]:
-    """BI of each teacher layer (1-based): 1 - mean cosine(input, output) over real tokens."""
+    """BI of each teacher layer (1-based): 1 - mean cosine(input, output) over real tokens, read from
+    each block's own input and output (forward hooks), whatever the family's `hidden_states` hold."""
     teacher.eval()
     depth = teacher.config.num_hidden_layers
     similarity, tokens = torch.zeros(depth, dtype=torch.float64), 0
-    for batch in batches:
-        with loop.autocast(device, dtype):
-            states = teacher(**loop.model_inputs(batch), output_hidden_states=True).hidden_states
-        mask = batch["attention_mask"].bool()
-        for layer in range(depth):
-            cosine = F.cosine_similarity(states[layer][mask].float(), states[layer + 1][mask].float(), dim=-1)
-            similarity[layer] += cosine.double().sum().cpu()
-        tokens += int(mask.sum())
+    mask = torch.ones(0, 0, dtype=torch.bool)
+
+    def add(index: int, entering: torch.Tensor, leaving: torch.Tensor) -> None:
+        cosine = F.cosine_similarity(entering[mask].float(), leaving[mask].float(), dim=-1)
+        similarity[index] += cosine.double().sum().cpu()
+
+    with watching(teacher, add, lambda: mask.shape[1]):
+        for batch in batches:
+            mask = batch["attention_mask"].bool()
+            with loop.autocast(device, dtype):
+                teacher(**loop.model_inputs(batch))
+            tokens += int(mask.sum())
     return {layer + 1: float(1 - similarity[layer] / tokens) for layer in range(depth)}
 
 
@@ -128,3 +164,23 @@ def greedy_drop(
         steps.append(losses)
         layers.remove(min(layers, key=lambda layer: (losses[layer], layer)))
     return layers, steps
+
+
+register_strategy(
+    Strategy(
+        "auto:bi",
+        Kind.DATA_DRIVEN,
+        "the K layers of highest Block Influence on calibration rows",
+        choose=keep_most_influential,
+        score="block influence",
+    )
+)
+register_strategy(
+    Strategy(
+        "auto:drop",
+        Kind.DATA_DRIVEN,
+        "drop, one at a time, the layer whose removal raises the teacher's task loss least",
+        choose=drop_least_harmful,
+        score="loss without the layer",
+    )
+)

@@ -1,0 +1,78 @@
+"""The standard ranking of a stage's trials: each sample (seeds of a setting, or search
+configurations) ranked by `analysis.stats`, joined with what each strategy is."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from analysis.aggregate import Sample, exclusions, samples, strategy_facts, trial_notes
+from analysis.names import TUNED_SETTING
+from analysis.ranked import COLUMNS, RankedSample, RankedStage
+from analysis.results import InputError, Results
+from analysis.stats import Ranking, rank_strategies
+from analysis.values import full_budget, trial_values
+from trainables.metrics import EVAL_ACCURACY, direction, task_metric
+from trainables.vocabulary import EVAL, SELECTION, STRATEGY, Stage, scored
+
+
+def rank_results(
+    results: Results,
+    stage: str,
+    metric: str = EVAL_ACCURACY,
+    mode: str | None = None,
+    reduce: str = "last",
+) -> RankedStage:
+    """Ranks loaded trials; raises InputError when nothing can be ranked."""
+    mode = mode or direction(metric)
+    if mode not in ("max", "min"):
+        raise InputError(f"Unknown mode '{mode}'; use max (higher is better) or min.")
+    values, budget = trial_values(results, metric, reduce), None
+    if stage == Stage.SEARCH:
+        values, budget = full_budget(values)
+    notes = [*results.notes, *trial_notes(values)]
+    if (values["excluded"] != "").all():
+        raise InputError(f"No trial can be ranked by '{metric}'. {' '.join(notes)}")
+    strategies = sorted(values[STRATEGY].unique())
+    ranked = []
+    for sample in samples(values, stage, mode):
+        ranking = rank_strategies(sample.rows, mode, strategies, sample.block_name)
+        table = _full_table(ranking, sample, values, metric)
+        ranked.append(RankedSample(sample, replace(ranking, table=table)))
+    notes += selection_notes(results, ranked)
+    return RankedStage(results, stage, metric, mode, reduce, ranked, notes, budget)
+
+
+def selection_notes(results: Results, ranked: list[RankedSample]) -> list[str]:
+    """Whether the tuned settings were chosen on rows apart from the ones ranked (selection_*)."""
+    if not any(r.sample.aggregation == TUNED_SETTING for r in ranked):
+        return []
+    if any(str(column).startswith(f"{SELECTION}_") for column in results.trials):
+        return [
+            "The tuned settings were selected on rows held apart for selection (selection_* metrics); "
+            "the rankings compare rows on which no choice was made."
+        ]
+    return [
+        "The tuned settings were selected on the same validation rows this ranking compares (the study "
+        "had no selection rows): the tuned ranking reuses its selection rows, which favours whichever "
+        "strategy the search favoured."
+    ]
+
+
+def _full_table(ranking: Ranking, sample: Sample, values: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The statistics joined with what each strategy is and what was excluded."""
+    strategies = sorted(values[STRATEGY].unique())
+    table = ranking.table.join(strategy_facts(sample.rows, values, metric), on=STRATEGY)
+    table = table.join(exclusions(sample.trials, strategies), on=STRATEGY)
+    # The trials score the teacher on the primary validation set only, so only eval_<metric> compares.
+    measured = task_metric(metric)
+    primary = measured is not None and metric == scored(EVAL, measured)
+    table["retention"] = table["mean"] / table["teacher_score"] if primary else np.nan
+    table["aggregation"] = sample.aggregation
+    table["setting"] = sample.setting
+    table["config"] = [sample.configs.get(strategy, "") for strategy in table[STRATEGY]]
+    table["metric"] = metric
+    table["race_status"], table["race_round"], table["race_threshold"] = "", pd.NA, np.nan
+    return table[COLUMNS]

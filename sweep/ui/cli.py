@@ -93,7 +93,7 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def checked_plan(config: StudyConfig, resumed: bool) -> StudyPlan:
+def checked_plan(config: StudyConfig, resumed: bool = False) -> StudyPlan:
     """Every check a study passes before it starts, the same for the dry run and the run: the study
     folder, the settings, model and data (with the cluster, when joining one), then the plan and its
     disk check (with the teacher record, where one is known already)."""

@@ -32,7 +32,7 @@ from trainables import loop
 from trainables.architectures import pools_last_token
 from trainables.data import DataConfig, TaskData, TaskSpec, load_task_data, task_spec
 from trainables.errors import ConfigError
-from trainables.hub import is_local, require_hub
+from trainables.hub import require_model
 from trainables.settings import Count, Flag, LearningRate, Seed, Text, check
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,7 @@ def load_classifier(name: str, task: str, trust_remote_code: bool = False):
     Refuses (ConfigError) weight files that cannot be read, weights of the encoder or decoder that are
     missing from the files or that the config has no place for (`check_weights`; only a classifier head
     may be new), and a tokenizer that does not belong to the model (`check_tokenizer`)."""
-    if not is_local(name):
-        require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
-    elif not Path(name).expanduser().is_dir():
-        kind = "a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
-        raise ConfigError(f"Model folder {name} {kind}.")
+    require_model(name)
     spec = task_spec(task)
     saved = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     is_classifier = check_head(saved, name, task)

@@ -4,8 +4,6 @@ files as the teacher stage will load them (weights, tokenizer, label names, inpu
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig
 
@@ -13,17 +11,13 @@ from sweep.config.study import StudyConfig
 from trainables.architectures import resized_config
 from trainables.data import task_spec
 from trainables.errors import ConfigError
-from trainables.hub import is_local, require_hub
+from trainables.hub import is_local, require_model
 from trainables.teacher import check_head, check_max_length, load_classifier, load_teacher
 
 
 def model_config(name: str, trust_remote_code: bool = False) -> PretrainedConfig:
     """The model's AutoConfig: local, or from the hub after a fast reachability check."""
-    if not is_local(name):
-        require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
-    elif not Path(name).expanduser().is_dir():
-        kind = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
-        raise ConfigError(f"Model folder {name} {kind}.")
+    require_model(name)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:

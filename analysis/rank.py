@@ -34,6 +34,8 @@ from analysis.ranking import rank_results
 from analysis.report import console_table, verdict_sentences
 from analysis.results import (
     InputError,
+    Results,
+    history_path,
     load_results,
     merge_results,
     only_strategies,
@@ -42,7 +44,7 @@ from analysis.results import (
 )
 from analysis.values import REDUCTIONS
 from trainables.metrics import EVAL_ACCURACY
-from trainables.vocabulary import RACE_FILE, TRIAL_STAGES, StudyLayout
+from trainables.vocabulary import RACE_FILE, TRIAL_STAGES, TRIALS_CSV, StudyLayout
 
 
 def rank_into(
@@ -98,7 +100,20 @@ def load_and_rank(
     if len(stages) > 1:
         raise InputError(f"The inputs hold different stages ({', '.join(sorted(stages))}); pass --stage.")
     results = merge_results([load_results(source) for source, _ in inputs])
-    race = race or _race_beside(inputs)
+    return rank_loaded(results, stages.pop(), metric, mode, reduce, strategies, race or _race_beside(inputs))
+
+
+def rank_loaded(
+    results: Results,
+    stage: str,
+    metric: str | None = None,
+    mode: str | None = None,
+    reduce: str = "last",
+    strategies: Sequence[str] = (),
+    race: Path | None = None,
+) -> RankedStage:
+    """Rank loaded trials of `stage`: by the race record `race` when given, else by `analysis.ranking`
+    (only `strategies` when given)."""
     if race is not None:
         if strategies or reduce != "last" or mode:
             raise InputError(
@@ -109,7 +124,7 @@ def load_and_rank(
         return rank_race(results, read_race_record(race), metric)
     if strategies:
         results = only_strategies(results, strategies)
-    return rank_results(results, stages.pop(), metric or EVAL_ACCURACY, mode, reduce)
+    return rank_results(results, stage, metric or EVAL_ACCURACY, mode, reduce)
 
 
 def _race_beside(inputs: list[tuple[Path, str]]) -> Path | None:
@@ -160,10 +175,63 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The files of a stage folder that the ranking reads besides its subfolders (trials, or experiments of
+# its parts): its per-trial CSV and history, its race record, and Ray's experiment state.
+READ_IN_FOLDER = (TRIALS_CSV, history_path(Path(TRIALS_CSV)).name, RACE_FILE)
+RAY_STATE_PREFIXES = (
+    "experiment_state",
+    "tuner.pkl",
+    "basic-variant-state",
+    "search_gen_state",
+    "searcher-state",
+)
+
+
+def refuse_overwriting_inputs(
+    paths: Sequence[Path], stage: str | None, outputs: Sequence[Path | None]
+) -> None:
+    """Raises InputError when an output (or the per-epoch history written beside an output CSV) would
+    overwrite what the ranking reads: an input CSV or the history beside it, or in the stage folder an
+    input folder is read from, its per-trial CSV, Ray's state or anything in its subfolders."""
+    files: set[Path] = set()
+    folders: list[Path] = []
+    for path in paths:
+        source, _ = resolve_input(path, stage)
+        if source.is_file():
+            files |= {source.resolve(), history_path(source).resolve()}
+        else:
+            folders.append(source.resolve())
+    written = [Path(path) for path in outputs if path is not None]
+    written += [history_path(path) for path in written if path.suffix.lower() == ".csv"]
+    for path in written:
+        target = path.resolve()
+        if target in files or any(_read_in(folder, target) for folder in folders):
+            raise InputError(
+                f"Writing {path} would overwrite what is ranked (it is an input, the history of one, or a "
+                f"file the ranking reads from an input folder). Write the outputs elsewhere, e.g. "
+                f"--out ranking.csv."
+            )
+
+
+def _read_in(folder: Path, target: Path) -> bool:
+    """Whether the ranking of the stage folder `folder` reads the file `target`."""
+    if not target.is_relative_to(folder):
+        return False
+    return (
+        target.parent != folder or target.name in READ_IN_FOLDER or target.name.startswith(RAY_STATE_PREFIXES)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 for input that cannot be ranked)."""
     args = _parser().parse_args(argv)
     try:
+        plots = (
+            [args.plot, args.plot.with_name(f"{args.plot.stem}_epochs{args.plot.suffix}")]
+            if args.plot
+            else []
+        )
+        refuse_overwriting_inputs(args.paths, args.stage, [args.out, args.report, args.trials, *plots])
         study = load_and_rank(
             args.paths, args.metric, args.stage, args.mode, args.reduce, args.strategies, args.race
         )

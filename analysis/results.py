@@ -329,6 +329,13 @@ def load_trials_csv(path: Path) -> Results:
         )
     if trials.empty:
         raise InputError(f"{path} holds no trials.")
+    blank = trials[STRATEGY].fillna("").str.strip() == ""
+    if blank.any():
+        lines = ", ".join(str(index + 2) for index in trials.index[blank][:5])
+        raise InputError(
+            f"{path} has no strategy on line(s) {lines}{' and more' if blank.sum() > 5 else ''}; every "
+            "trial needs the strategy it ranks under."
+        )
     trials[SEED] = _seeds(trials[SEED], path)
     if TRIAL_ID not in trials:
         trials[TRIAL_ID] = [f"row{index + 1}" for index in range(len(trials))]

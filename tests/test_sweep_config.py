@@ -1,5 +1,6 @@
 """The sweep's settings and checks, without Ray: presets, merging, every bad input, --dry-run."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -8,11 +9,13 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import yaml
+from transformers import AutoConfig
 
 from sweep.config.flags import split_strategies
 from sweep.config.stored import write_study_file
 from sweep.config.study import load_yaml, resolve
 from sweep.plan import warnings
+from sweep.preflight.model import parameter_counts
 from sweep.run import main
 from sweep.stages.deliverables import rank_stage
 from sweep.ui.console import shown_messages
@@ -281,8 +284,13 @@ def test_dry_run_of_the_original_preset_warns_about_its_small_sets(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub splits are checked by name only
     teacher = write_tiny_encoder(tmp_path / "twelve-layers", layers=12)
-    code, out, err = cli(capsys, ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path)])
+    positions = write_yaml(tmp_path / "positions.yaml", {"data": {"max_length": 64}})  # the tiny encoder's
+    base = ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path), "--config", positions]
+    code, out, err = cli(capsys, base)
     assert code == 0, err
+    counts = parameter_counts(AutoConfig.from_pretrained(teacher), "mnli", 6)
+    assert f"(12 layers, {counts[0]:,} parameters)" in out
+    assert f"Student: 6 layers, {counts[1]:,} parameters" in out
     warning = (
         "Warning: validation and test: 50 examples each, a 95% interval of ±0.13 on accuracy; ±0.05 needs"
     )
@@ -293,9 +301,7 @@ def test_dry_run_of_the_original_preset_warns_about_its_small_sets(
     assert len([line for line in out.splitlines() if line.startswith("replicate fixed ")]) == 4 * 7
     assert "cannot show any" not in out  # the default is the fewest seeds that decide a tie
     assert "109,482,240" not in out  # the tiny 12-layer encoder is not BERT-base
-    code, out, err = cli(
-        capsys, ["--dry-run", "--teacher", teacher, "--storage-path", str(tmp_path), "--seeds", "5"]
-    )
+    code, out, err = cli(capsys, [*base, "--seeds", "5"])
     assert "5 seeds cannot show any of 4 strategies worse than the best (Holm-corrected Wilcoxon)" in out
     assert "7 can (--seeds 7)" in out
 
@@ -352,11 +358,18 @@ def test_offline_study_configs_dry_run_on_the_real_assets(
 def test_the_twelve_to_six_config_plans_the_original_question(
     shared_data: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    """configs/mnli-12to6.yaml on a stand-in with MPNet-base's config (no weights are needed to plan)."""
-    from transformers import MPNetConfig
+    """configs/mnli-12to6.yaml on a stand-in: a 12-layer MPNet, narrow so that it saves in a moment."""
+    from transformers import BertTokenizer, MPNetConfig, MPNetModel
+
+    from trainables.tiny import FILLER, SPECIAL_TOKENS
 
     monkeypatch.chdir(REPO)
-    MPNetConfig(vocab_size=30527, num_hidden_layers=12).save_pretrained(tmp_path / "mpnet")
+    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(SPECIAL_TOKENS + FILLER)})
+    sizes = {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32}
+    MPNetModel(MPNetConfig(vocab_size=len(tokenizer), num_hidden_layers=12, **sizes)).save_pretrained(
+        tmp_path / "mpnet"
+    )
+    tokenizer.save_pretrained(tmp_path / "mpnet")
     args = [
         "--config",
         "configs/mnli-12to6.yaml",
@@ -399,35 +412,38 @@ def test_ranking_hook_ranks_a_trials_csv_and_prints_the_table(tmp_path: Path, ca
     assert "top" in capsys.readouterr().out
 
 
-def test_dry_run_counts_the_parameters_of_bert_base_and_its_six_layer_students(
-    tmp_path: Path, capsys, monkeypatch
-) -> None:
-    """The original study's models, counted from bert-base-uncased's config alone (no weights)."""
+def test_the_parameters_of_bert_base_and_its_six_layer_students_are_counted_from_its_config() -> None:
+    """The original study's models (bert-base-uncased's sizes are BertConfig's defaults), counted on the
+    meta device: nothing is allocated."""
     from transformers import BertConfig
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub splits are checked by name only
-    BertConfig().save_pretrained(tmp_path / "bert-base")  # bert-base-uncased's sizes are the defaults
-    code, out, err = cli(
-        capsys, ["--dry-run", "--teacher", str(tmp_path / "bert-base"), "--storage-path", str(tmp_path)]
-    )
-    assert code == 0, err
-    assert "(12 layers, 109,484,547 parameters)" in out
-    assert "Student: 6 layers, 66,957,315 parameters" in out
+    assert parameter_counts(BertConfig(), "mnli", 6) == (109_484_547, 66_957_315)
 
 
-def test_dry_run_warns_when_the_checkpoints_will_not_fit_on_the_disk(
+def test_a_new_study_whose_checkpoints_cannot_fit_is_refused_and_a_resumed_one_warned(
     world: dict, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    monkeypatch.setattr(warnings.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10**6))
     code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--seeds", "3"))
-    assert code == 0, err
+    assert code == 0 and "GB of checkpoints" not in out, err
     params = int(re.search(r"Student: \d+ layers, ([\d,]+) parameters", out).group(1).replace(",", ""))
     trials = 4 * 2 + 4 * 3  # the smoke searches, then 3 seeds of its 4 strategies
     need = trials * params * warnings.CHECKPOINT_BYTES_PER_PARAMETER
-    assert f"Warning: the {trials} trials keep about {need / 1e9:.1f} GB of checkpoints" in out
-    monkeypatch.setattr(warnings.shutil, "disk_usage", lambda folder: SimpleNamespace(free=10 * need))
-    code, out, err = cli(capsys, smoke_args(world, tmp_path, "--dry-run", "--seeds", "3"))
-    assert "GB of checkpoints" not in out
+    message = f"he {trials} trials keep about {need / 1e6:.1f} MB of checkpoints"
+
+    monkeypatch.setattr(warnings.shutil, "disk_usage", lambda folder: SimpleNamespace(free=need // 2))
+    for dry in (["--dry-run"], []):  # the dry run refuses what the run refuses, before Ray
+        code, out, err = cli(capsys, smoke_args(world, tmp_path, *dry, "--seeds", "3"))
+        assert code == 2 and f"error: T{message}" in err and f"{need / 2e6:.1f} MB are free" in err, err
+        assert not (tmp_path / "smoke").exists()  # a refused study leaves no folder
+    config = resolve(flags={"preset": "smoke", "storage_path": str(tmp_path), "replicate": {"seeds": 3}})
+    config.teacher.base = world["encoder"]
+    config.data = dataclasses.replace(config.data, **{s: world[s] for s in ("train", "validation", "test")})
+    write_study_file(config)
+    code, out, err = cli(capsys, ["--resume", str(tmp_path / "smoke"), "--dry-run"])
+    assert code == 0 and f"Warning: t{message}" in out, err
+    monkeypatch.setattr(warnings.shutil, "disk_usage", lambda folder: SimpleNamespace(free=need))
+    code, out, err = cli(capsys, ["--resume", str(tmp_path / "smoke"), "--dry-run"])
+    assert code == 0 and "GB of checkpoints" not in out, err
 
 
 def test_a_checkpoint_takes_the_bytes_per_parameter_the_disk_check_assumes(

@@ -164,6 +164,22 @@ def test_a_bad_declaration_names_its_fix(case: str) -> None:
     assert message in str(raised.value)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/your-data.md"])
+def test_the_documented_declaration_is_a_valid_study(page: str) -> None:
+    """The first YAML block of the page resolves to a study whose declared task has the columns, classes
+    and metrics the block names."""
+    text = (REPO / page).read_text()
+    block = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
+    declared = block["data"]["task"]
+    spec = task_spec(resolve(block).data.task)
+    assert spec.declared and spec.name == declared["name"]
+    assert spec.text_columns == tuple(declared["text"]) and spec.label_column == declared["label"]
+    assert spec.label_names == tuple(declared["labels"]) and spec.metrics == tuple(declared["metrics"])
+
+
 # --- the data of a declared task ---------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from trainables.settings import (
     LearningRate,
     Number,
     Positive,
+    Seed,
     Text,
     build,
     check,
@@ -74,7 +75,7 @@ class TrialConfig(TrialSettings):
     # The 1-based teacher layers the student copies, resolved once by the study ([] for scratch);
     # None: resolve a fixed-rule strategy from the teacher's depth (a trial run by hand).
     teacher_layers: list[int] | None = None
-    seed: Index = 0
+    seed: Seed = 0
     # The ranking a replicate trial belongs to: its strategy's fixed or tuned settings (or "search").
     setting: Literal["fixed", "tuned", "search"] = "fixed"
     device: Text = "auto"
@@ -84,7 +85,8 @@ class TrialConfig(TrialSettings):
     teacher_scores: dict[str, float] = field(default_factory=dict)
     init_scores: dict[str, float] = field(default_factory=dict)
     # Fault injection for testing recovery: "crash:<step>" raises once at that global step on a
-    # fresh start (not after a restore); "nan:<step>" makes the loss NaN at that step.
+    # fresh start (not after a restore); "full:<step>" likewise raises the error of a full disk
+    # (OSError ENOSPC); "nan:<step>" makes the loss NaN at that step.
     fault: Text | None = None
 
     @classmethod
@@ -105,10 +107,12 @@ class TrialConfig(TrialSettings):
         self.fault_step("crash")
 
     def fault_step(self, kind: str) -> int | None:
-        """The global step at which to inject fault `kind` ("crash" or "nan"), if configured."""
+        """The global step at which to inject fault `kind` ("crash", "full" or "nan"), if configured."""
         if not self.fault:
             return None
         name, _, step = self.fault.partition(":")
-        if name not in ("crash", "nan") or not step.isdigit():
-            raise ConfigError(f"fault must be 'crash:<step>' or 'nan:<step>', got {self.fault!r}.")
+        if name not in ("crash", "full", "nan") or not step.isdigit():
+            raise ConfigError(
+                f"fault must be 'crash:<step>', 'full:<step>' or 'nan:<step>', got {self.fault!r}."
+            )
         return int(step) if name == kind else None

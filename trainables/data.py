@@ -27,7 +27,7 @@ from transformers import PreTrainedTokenizerBase
 from trainables import metrics
 from trainables.errors import ConfigError
 from trainables.hub import is_local, require_hub
-from trainables.settings import Count, Index, Text, build, check, settings
+from trainables.settings import Count, Seed, Text, build, check, settings
 from trainables.tasks import LABEL_COLUMN, TaskRef, TaskSpec, task_spec
 from trainables.vocabulary import EVAL, SELECTION, TEST, scored
 
@@ -74,7 +74,7 @@ class DataConfig:
     validation_size: Count | None = None
     test_size: Count | None = None
     selection_size: Count | None = None
-    data_seed: Index = 0
+    data_seed: Seed = 0
     max_length: Count = 128
 
     def validate(self) -> None:
@@ -188,6 +188,13 @@ def hub_source(task: TaskRef | TaskSpec, source: Source) -> HubSource | None:
         return _hub_source(source)
     if is_file_source(source):
         return None
+    path = Path(source).expanduser()
+    if source not in spec.hub_splits and path.exists():
+        kind = "a folder" if path.is_dir() else f"a {path.suffix or 'suffix-less'} file"
+        raise ConfigError(
+            f"Data source {source} is {kind}; give a {FILE_KINDS} file with the {spec.name} columns "
+            f"({', '.join((*spec.text_columns, spec.label_column))}), or a hub split name or dataset."
+        )
     if spec.hub is None:
         raise ConfigError(
             f"{source!r} is neither a data file ({FILE_KINDS}) nor a split of a hub dataset: "
@@ -243,7 +250,13 @@ def load_rows(task: TaskRef | TaskSpec, source: Source) -> datasets.Dataset:
                 f"Point the data paths at local {FILE_KINDS} files with the task's columns instead.",
             )
         rows = _load_hub(chosen)
-    return _checked(spec, source_text(source), rows)
+    try:
+        return _checked(spec, source_text(source), rows)
+    except UnicodeDecodeError as error:  # the text of a row is not UTF-8 (read as it is first used)
+        raise ConfigError(
+            f"{source_text(source)} is not UTF-8 text: byte {error.object[error.start : error.end]!r} of a "
+            f"row cannot be read ({error.reason}). Save the file as UTF-8."
+        ) from None
 
 
 def _load_file(path: str) -> datasets.Dataset:
@@ -343,8 +356,8 @@ def subset(rows: datasets.Dataset, size: int | None, seed: int, skip: int = 0) -
     if skip == 0 and (size is None or size >= len(rows)):
         return rows
     shuffled = rows.shuffle(seed=seed)
-    end = len(rows) if size is None else min(skip + size, len(rows))
-    return shuffled.select(range(min(skip, len(rows)), end))
+    start, end = min(skip, len(rows)), len(rows) if size is None else min(skip + size, len(rows))
+    return shuffled.select(range(start, end) if start < end else [])  # datasets refuses an empty range
 
 
 def tokenize(

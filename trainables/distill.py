@@ -8,6 +8,8 @@ and evaluate each epoch (or every `eval_every`-th and the last), checkpointing a
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 from dataclasses import dataclass
 
@@ -228,6 +230,7 @@ def step_loss(setup: Setup, first_step: int = 0, resumed: bool = False) -> loop.
     need_hidden = config.alpha_cos > 0
     teacher_outputs = _teacher_outputs(setup)
     crash_at = None if resumed else config.fault_step("crash")
+    full_at = None if resumed else config.fault_step("full")
     nan_at = config.fault_step("nan")
     step = first_step
 
@@ -235,6 +238,8 @@ def step_loss(setup: Setup, first_step: int = 0, resumed: bool = False) -> loop.
         nonlocal step
         if step == crash_at:
             raise InjectedFault(f"injected crash at step {step} (fault={config.fault!r})")
+        if step == full_at:
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (injected at step {step})")
         inputs = loop.model_inputs(batch)
         teacher_logits, teacher_hidden = teacher_outputs(batch)
         hidden = None

@@ -33,3 +33,13 @@ def require_hub(what: str, how_to_go_local: str) -> None:
             f"{how_to_go_local} If it is already in your local Hugging Face cache, set "
             f"HF_HUB_OFFLINE=1 to use the cached copy."
         ) from None
+
+
+def require_model(name: str) -> None:
+    """Raise ConfigError unless the model `name` can be read: a local folder (not a file, not a missing
+    path), or a hub id while the hub answers."""
+    if not is_local(name):
+        require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
+    elif not Path(name).expanduser().is_dir():
+        kind = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
+        raise ConfigError(f"Model folder {name} {kind}.")

@@ -35,6 +35,9 @@ Fraction = Annotated[Number, Field(ge=0, lt=1)]
 Whole = Annotated[int, BeforeValidator(_not_bool)]
 Count = Annotated[Whole, Field(ge=1)]
 Index = Annotated[Whole, Field(ge=0)]
+# A random seed: numpy's generators take seeds below 2**32, and a trial derives its shuffling seeds from
+# its seed (seed * 100_003 + epoch), which must stay below torch's 2**64.
+Seed = Annotated[Whole, Field(ge=0, lt=2**32)]
 Flag = Annotated[bool, Strict()]
 Text = Annotated[str, Strict()]
 
@@ -85,6 +88,13 @@ def message(error: ValidationError, what: str, cls: type) -> str:
         where = ".".join([what, *path])
         problems.setdefault(where, []).append(_requirement(item))
         given[where] = item.get("input")
+    # A union such as "a count or a list of seeds" fails as each of its members; when the value was a
+    # list, the problems of its items say what is wrong, and "must be a whole number" would not.
+    problems = {
+        where: needs
+        for where, needs in problems.items()
+        if not any(other.startswith(f"{where}.") for other in problems)
+    }
     parts = [
         f"Unknown {where.rsplit('.', 1)[-1]} setting(s) {sorted(keys)}; known ones: "
         f"{_known(cls, where.split('.')[1 + what.count('.') :])}"

@@ -32,14 +32,28 @@ from trainables import loop
 from trainables.architectures import pools_last_token
 from trainables.data import DataConfig, TaskData, load_task_data
 from trainables.errors import ConfigError
-from trainables.hub import is_local, require_hub
-from trainables.settings import Count, Flag, Index, LearningRate, Text, check
+from trainables.hub import require_model
+from trainables.settings import Count, Flag, LearningRate, Seed, Text, check
 from trainables.tasks import TaskRef, TaskSpec, task_name, task_spec
 
 log = logging.getLogger(__name__)
 
 TEACHER_INFO = "teacher.json"
 WEIGHT_FILES = ("*.safetensors", "*.bin")
+# Files that hold a tokenizer's vocabulary; without any, transformers builds a tokenizer of its special
+# tokens alone, which reads every word as [UNK].
+VOCABULARY_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+    "merges.txt",
+)
+# A tokenizer belongs to a model when it has as many tokens as the model has embedding rows, or a few
+# fewer: some models round their embedding up (Phi-2: 50,295 tokens for 51,200 rows, 98%).
+MIN_TOKENIZER_SHARE = 0.9
 _GENERIC_LABEL = re.compile(r"^label_\d+$")
 
 
@@ -50,7 +64,7 @@ class TeacherSettings(loop.TrainingSettings):
     base: Text | None = None
     epochs: Count = 3
     lr: LearningRate = 1e-4
-    seed: Index = 0
+    seed: Seed = 0
     trust_remote_code: Flag = False
 
 
@@ -80,33 +94,121 @@ def weights_hash(folder: str | Path) -> str:
 
 
 def load_classifier(name: str, task: TaskRef, trust_remote_code: bool = False):
-    """Model, tokenizer and the names of weights that were newly initialised (not in the files)."""
-    if not is_local(name):
-        require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
-    elif not Path(name).expanduser().is_dir():
-        kind = "a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
-        raise ConfigError(f"Model folder {name} {kind}.")
+    """Model, tokenizer and the names of weights that were newly initialised (not in the files).
+
+    Refuses (ConfigError) weight files that cannot be read, weights of the encoder or decoder that are
+    missing from the files or that the config has no place for (`check_weights`; only a classifier head
+    may be new), and a tokenizer that does not belong to the model (`check_tokenizer`)."""
+    require_model(name)
     spec = task_spec(task)
     saved = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     is_classifier = check_head(saved, name, task)
     extra = {"problem_type": "regression"} if spec.regression else {}
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        name,
-        num_labels=spec.num_labels,
-        output_loading_info=True,
-        trust_remote_code=trust_remote_code,
-        **extra,
-    )
-    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    prepare_padding(model, tokenizer, name)
-    if len(tokenizer) > model.config.vocab_size:
-        raise ConfigError(
-            f"The tokenizer of {name} has {len(tokenizer)} tokens but the model's vocabulary has "
-            f"{model.config.vocab_size}: they do not belong together."
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            name,
+            num_labels=spec.num_labels,
+            output_loading_info=True,
+            trust_remote_code=trust_remote_code,
+            **extra,
         )
+    except Exception as error:  # transformers, safetensors and torch each raise their own kinds
+        raise ConfigError(
+            f"Cannot load the weights of {name} ({type(error).__name__}: {str(error).strip()[:300]}). Its "
+            f"weight files are missing, cut off or not this model's: save the model again "
+            f"(save_pretrained) or copy its files anew."
+        ) from None
+    check_weights(model, info, name)
+    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    check_tokenizer(tokenizer, model, name)
+    prepare_padding(model, tokenizer, name)
     if is_classifier and not info["missing_keys"]:
         match_labels(model, spec, name)
     return model, tokenizer, sorted(info["missing_keys"])
+
+
+def check_weights(model: PreTrainedModel, info: dict, name: str) -> None:
+    """Refuse a checkpoint that does not fill the model its config describes: weights of the encoder
+    (or decoder) missing from the files (e.g. a config of 4 layers over the weights of 2, whose layers 3
+    and 4 would start from random values), or weights in the files that the model has no place for
+    (the weights of layers the config does not have). A classifier head (and its pooler) may be new, to
+    be fine-tuned; a head of another kind in the files (a language-modelling head) is left out."""
+    prefix = f"{model.base_model_prefix}."
+    body = {child for child, _ in model.base_model.named_children()} - {"pooler"}
+    buffers = {key.removeprefix(prefix) for key, _ in model.named_buffers()}
+
+    def in_body(key: str) -> bool:
+        inner = key.removeprefix(prefix)
+        return inner.split(".")[0] in body and inner not in buffers
+
+    missing = sorted(key for key in info["missing_keys"] if key.startswith(prefix) and in_body(key))
+    unexpected = sorted(key for key in info["unexpected_keys"] if in_body(key))
+    if missing or unexpected:
+        depth = getattr(model.config, "num_hidden_layers", "?")
+        listed = "; ".join(
+            f"{what} {keys[:3]}{f' and {len(keys) - 3} more' if len(keys) > 3 else ''}"
+            for what, keys in (
+                ("missing from the files:", missing),
+                ("in the files but not the model:", unexpected),
+            )
+            if keys
+        )
+        raise ConfigError(
+            f"The weights of {name} do not fit its config ({depth} layers): {listed}. Its config.json and "
+            f"weight files come from different models; save the model again (save_pretrained), or fix "
+            f"num_hidden_layers in config.json."
+        )
+
+
+def check_tokenizer(tokenizer, model: PreTrainedModel, name: str) -> None:
+    """Refuse a tokenizer that does not belong to the model: more tokens than the model has embedding
+    rows, or far fewer (fewer than MIN_TOKENIZER_SHARE of them), as when a folder lacks its tokenizer
+    files and transformers builds a tokenizer of the special tokens alone."""
+    rows, tokens = model.get_input_embeddings().weight.shape[0], len(tokenizer)
+    if tokens > rows:
+        raise ConfigError(
+            f"The tokenizer of {name} has {tokens} tokens but the model's vocabulary has {rows}: they do "
+            f"not belong together."
+        )
+    if tokens >= MIN_TOKENIZER_SHARE * rows:
+        return
+    folder = Path(name).expanduser()
+    if folder.is_dir() and not any((folder / file).is_file() for file in VOCABULARY_FILES):
+        raise ConfigError(
+            f"{name} lacks tokenizer files ({', '.join(VOCABULARY_FILES[:3])}, ...): the tokenizer built "
+            f"without them has {tokens} tokens for an embedding of {rows} rows, and reads every word as "
+            f"unknown. Save the tokenizer the model was trained with into {name} "
+            f"(tokenizer.save_pretrained)."
+        )
+    raise ConfigError(
+        f"The tokenizer of {name} has {tokens} tokens for an embedding of {rows} rows: it is not the "
+        f"model's tokenizer. Save the tokenizer the model was trained with into {name}."
+    )
+
+
+def max_positions(model: PreTrainedModel, tokenizer) -> int | None:
+    """The longest input the model takes, in tokens: its position embeddings (less the rows that
+    positions after a padding index skip, as in RoBERTa), capped by the tokenizer's own limit; None
+    when neither says."""
+    limits = []
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        embeddings = getattr(getattr(model.base_model, "embeddings", None), "position_embeddings", None)
+        padding = getattr(embeddings, "padding_idx", None)
+        limits.append(positions - (padding + 1 if padding is not None else 0))
+    if isinstance(tokenizer.model_max_length, int) and tokenizer.model_max_length < 10**6:
+        limits.append(tokenizer.model_max_length)
+    return min(limits) if limits else None
+
+
+def check_max_length(model: PreTrainedModel, tokenizer, max_length: int, name: str) -> None:
+    """Refuse a data.max_length longer than the inputs the teacher (and so every student) takes."""
+    limit = max_positions(model, tokenizer)
+    if limit is not None and max_length > limit:
+        raise ConfigError(
+            f"data.max_length is {max_length} tokens, but {name} takes inputs of at most {limit} tokens "
+            f"(its position embeddings); set max_length to at most {limit}."
+        )
 
 
 def prepare_padding(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:

@@ -167,6 +167,7 @@ class StudyLayout:
         layer_scores.png      what the data-driven strategies scored each teacher layer
         best_student/         the best student; speed.json its speed against the teacher
         ray.log               Ray's own log lines
+        set-aside/            experiments whose saved state a fault made unreadable (they ran again)
         tiny/                 the smoke study's generated model and data
         .cache/datasets/      an offline study's datasets cache
     """
@@ -259,6 +260,10 @@ class StudyLayout:
     @property
     def ray_log(self) -> Path:
         return self.root / "ray.log"
+
+    @property
+    def set_aside(self) -> Path:
+        return self.root / "set-aside"
 
     @property
     def tiny(self) -> Path:

@@ -73,7 +73,7 @@ FLAGS: tuple[Flag, ...] = (
         "stages",
         "stages to run (default both)",
         "study",
-        choices=(*TRIAL_STAGES, "both"),
+        choices=(*map(str, TRIAL_STAGES), "both"),
         convert=_stages,
     ),
     Flag(
@@ -120,7 +120,13 @@ FLAGS: tuple[Flag, ...] = (
         "study",
         float,
     ),
-    Flag("max-failures", "max_failures", "retries of a failed trial from its last checkpoint", "study", int),
+    Flag(
+        "max-failures",
+        "max_failures",
+        "retries of a failed trial from its last checkpoint (-1: without limit)",
+        "study",
+        int,
+    ),
     Flag("keep-checkpoints", "keep_checkpoints", "checkpoints kept per trial (default 1)", "study", int),
     Flag("teacher", "teacher.base", "base model to fine-tune, or a fine-tuned classifier to load", "model"),
     Flag("student-layers", "trial.student_layers", "K, the student's number of layers", "model", int),

@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from analysis.racing import MAX_SEEDS, MIN_SEEDS
+from sweep.config.search import MOST_TRIALS
 from trainables.errors import ConfigError
-from trainables.settings import Count, Flag, Index, Positive, Whole, settings
+from trainables.settings import Count, Flag, Positive, Seed, Whole, settings
 
 Alpha = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
 
@@ -24,7 +25,7 @@ class ReplicateSpec:
     mode: Literal["grid", "race"] = "grid"
     # grid only: a count N (seeds 0..N-1), a list of seeds, or null: the fewest seeds that can decide a
     # tie. A race runs seeds 0..max_seeds-1.
-    seeds: Count | list[Index] | None = None
+    seeds: Annotated[Count, Field(le=MOST_TRIALS)] | list[Seed] | None = None
     # After a search, also replicate every strategy at the fixed settings: a second ranking beside
     # the tuned one. A strategy whose best search setting is the fixed one runs it twice, with equal
     # results (a trial is deterministic given its settings and seed).

@@ -57,6 +57,11 @@ def local_gpus(resources: Resources) -> float:
     present = torch.cuda.device_count()
     if resources.gpus is None:
         return float(present)
+    if not float(resources.gpus).is_integer():
+        raise ConfigError(
+            f"--gpus {resources.gpus:g}: a local Ray instance has whole GPUs; to share a GPU between "
+            f"trials, give --gpus-per-trial a fraction (e.g. 0.25) instead."
+        )
     if resources.gpus > present:
         raise ConfigError(
             f"--gpus {resources.gpus:g} but this machine has {present} GPU(s). To use GPUs on other "

@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field
 
 from trainables.config import TrialSettings
 from trainables.errors import ConfigError
-from trainables.settings import Count, Flag, Index, Number, Whole, settings
+from trainables.settings import Count, Flag, Number, Seed, Whole, build, settings
 from trainables.vocabulary import SEARCHED
 
 
@@ -42,6 +42,9 @@ class Range:
 
 
 SearchRange = Annotated[Range, BeforeValidator(_range_mapping)]
+# The most trials of one strategy a stage may plan (search samples, replicate seeds): every planned trial
+# is listed before the study starts, and more than this is a typo, not a study.
+MOST_TRIALS = 10_000
 
 
 def _default_space() -> dict[str, Range]:
@@ -65,13 +68,13 @@ class SearchSpec:
     # per_strategy: each strategy gets its own search of num_samples trials (a fair contest);
     # joint: one search of num_samples trials samples the strategy like a hyper-parameter.
     mode: Literal["per_strategy", "joint"] = "per_strategy"
-    num_samples: Count = 8
+    num_samples: Annotated[Count, Field(le=MOST_TRIALS)] = 8
     # tpe: Optuna's TPE, after startup_trials trials sampled at random (the fixed setting counts as one);
     # random: every trial after the fixed setting sampled at random.
     sampler: Literal["tpe", "random"] = "tpe"
     # null: a third of num_samples (rounded up), at least 2, so that TPE models most of a search.
     startup_trials: Count | None = None
-    seed: Index = SEARCH_SEED  # the trials' seed during the search; the replicate seeds never reach it
+    seed: Seed = SEARCH_SEED  # the trials' seed during the search; the replicate seeds never reach it
     sampler_seed: Annotated[Whole, Field(ge=0, lt=2**32)] = 0
     # ASHA's first rung, in epochs; null: half the epochs, rounded up. Students that start near chance
     # (scratch, or a copied block that must relearn its head) often leave it only after a few epochs,
@@ -119,6 +122,12 @@ def check_space(space: dict[str, Range], trial: TrialSettings) -> None:
     negative = [w for w in weights if lowest.get(w, 0.0) < 0]
     if negative:
         raise ConfigError(f"Loss weights cannot be negative: search.space ranges of {negative} go below 0.")
+    for name, bounds in space.items():
+        for bound in (bounds.min, bounds.max):
+            try:
+                build(TrialSettings, {name: bound}, "trial")
+            except ConfigError as error:
+                raise ConfigError(f"search.space.{name} reaches {bound}: {error} Narrow the range.") from None
     highest = [space[w].max if w in space else getattr(trial, w) for w in weights]
     if max(highest) <= 0:
         raise ConfigError(

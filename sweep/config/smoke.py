@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from trainables.settings import Index, Text, Whole, settings
+from trainables.settings import Seed, Text, Whole, settings
 
 
 @settings
@@ -18,7 +18,7 @@ class TinySpec:
 
     layers: Annotated[Whole, Field(ge=2, le=24)] = 4
     hidden: Annotated[Whole, Field(ge=8, le=1024, multiple_of=2)] = 64
-    seed: Index = 0
+    seed: Seed = 0
 
 
 @settings
@@ -28,7 +28,7 @@ class FaultSpec:
 
     fault: Text
     strategy: Text | None = None
-    seed: Index | None = None
+    seed: Seed | None = None
 
     def matches(self, strategy: str, seed: int) -> bool:
         return self.strategy in (None, strategy) and self.seed in (None, seed)

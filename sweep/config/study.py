@@ -34,6 +34,7 @@ from trainables.tasks import task_spec
 from trainables.vocabulary import EVAL, SELECTION, TRIAL_STAGES, Stage, StudyLayout, scored
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 
 @settings
@@ -118,8 +119,8 @@ class StudyConfig:
         """The checks that need no files: names, counts, metric, resources, faults."""
         if not _NAME.match(self.name or ""):
             raise ConfigError(
-                f"name {self.name!r} must be a plain folder name (letters, digits, '.', '_', '-'), so "
-                f"that the study stays inside {self.storage_path}."
+                f"name {self.name!r} must be a plain folder name ({NAME_RULE}), so that the study "
+                f"stays inside {self.storage_path}. Pass e.g. --name my-study."
             )
         if not self.stages:
             raise ConfigError("stages is empty: run 'search', 'replicate' or both.")
@@ -143,6 +144,12 @@ class StudyConfig:
         self.trial.check_weights()
         check_space(self.search.space, self.trial)
         search = self.search
+        if "search" in self.stages and search.mode == "per_strategy" and not search.sampled:
+            raise ConfigError(
+                "search.space samples nothing (it is empty, or every range is one value), so each "
+                "strategy's search would run one setting num_samples times. Give a range to search, or "
+                "run only the replicate stage (--stage replicate)."
+            )
         if "search" in self.stages and search.mode == "joint" and search.num_samples < len(self.strategies):
             raise ConfigError(
                 f"search.num_samples is {search.num_samples} but there are {len(self.strategies)} "
@@ -163,6 +170,11 @@ def is_uri(path: str) -> bool:
 
 def load_yaml(path: str | Path) -> dict:
     """A YAML config file as a mapping."""
+    if not str(path).strip() or Path(path).expanduser().is_dir():
+        kind = "a folder" if str(path).strip() else "empty"
+        raise ConfigError(
+            f"--config {str(path)!r} is {kind}: give the path of a YAML file of settings (see configs/)."
+        )
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.")
@@ -197,20 +209,45 @@ def resolve(yaml_values: dict | None = None, flags: dict | None = None) -> Study
     """The study's settings: the defaults, the preset named by flags or YAML (default
     `DEFAULT_PRESET`), then YAML, then flags."""
     yaml_values, flags = dict(yaml_values or {}), dict(flags or {})
-    name = flags.get("preset") or yaml_values.get("preset") or DEFAULT_PRESET
+    given = [values["preset"] for values in (flags, yaml_values) if values.get("preset") is not None]
+    name = given[0] if given else DEFAULT_PRESET
     values = merge(merge(merge(defaults(), preset(name)), yaml_values), flags)
     values["preset"] = name
     return from_dict(values)
 
 
 def from_dict(values: dict) -> StudyConfig:
-    """Build and type-check a StudyConfig, naming any unknown key and the known ones."""
+    """Build and type-check a StudyConfig, naming any unknown key and the known ones. Empty text is
+    refused wherever it stands (an empty name, path or source means nothing, and would otherwise read
+    as the default or the current folder)."""
+    blank = blank_settings(values, "study")
+    if blank:
+        raise ConfigError(
+            f"{', '.join(blank)} {'is' if len(blank) == 1 else 'are'} empty text; give a value, or leave "
+            "the setting out for its default."
+        )
     config = build(StudyConfig, values, "study")
     config.name = config.name or config.preset
     if not is_uri(config.storage_path):
         config.storage_path = _absolute(config.storage_path)
     config.data = _absolute_files(config.data)
     return config
+
+
+def blank_settings(values: object, where: str) -> list[str]:
+    """The dotted names of every empty or all-blank text value (or mapping key) in `values`."""
+    if isinstance(values, str):
+        return [where] if not values.strip() else []
+    if isinstance(values, dict):
+        found = []
+        for key, value in values.items():
+            name = f"{where}.{key}"
+            found += [f"{where} key {key!r}"] if isinstance(key, str) and not key.strip() else []
+            found += blank_settings(value, name)
+        return found
+    if isinstance(values, (list, tuple)):
+        return [name for i, item in enumerate(values) for name in blank_settings(item, f"{where}.{i}")]
+    return []
 
 
 def _absolute(path: str) -> str:

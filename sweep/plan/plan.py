@@ -95,9 +95,13 @@ class StudyPlan:
         return [trial for experiment in self.experiments for trial in experiment.trials]
 
 
-def plan_study(config: StudyConfig, preflight: Preflight, record: dict | None = None) -> StudyPlan:
+def plan_study(
+    config: StudyConfig, preflight: Preflight, record: dict | None = None, resumed: bool = False
+) -> StudyPlan:
     """The plan of a checked study; `record` is the teacher stage's record, when it has run (its
-    data-driven layers then replace the preflight's None)."""
+    data-driven layers then replace the preflight's None). A new study whose checkpoints cannot fit on
+    its disk is refused (ConfigError); a resumed one, part of whose checkpoints are there already, is
+    warned."""
     recorded = {s: chosen["layers"] for s, chosen in (record or {}).get("strategies", {}).items()}
     layers = {
         s: preflight.layers[s] if preflight.layers[s] is not None else recorded.get(s)
@@ -124,7 +128,7 @@ def plan_study(config: StudyConfig, preflight: Preflight, record: dict | None = 
         search,
         replicate,
         settings,
-        study_warnings(config, layers, trials, need),
+        study_warnings(config, layers, trials, need, resumed, preflight.shared_rows),
         study_notes(config),
         race,
     )

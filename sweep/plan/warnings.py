@@ -5,15 +5,18 @@ test set drawn from a validation split, and a tuned ranking that reuses its sele
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from analysis.power import blocks_needed
-from sweep.config.study import StudyConfig
+from sweep.config.study import StudyConfig, is_uri
 from sweep.preflight.checks import Preflight
+from sweep.preflight.folder import existing_ancestor
 from trainables.data import is_file_source
+from trainables.errors import ConfigError
 from trainables.vocabulary import Stage
 
 # Warn when a 95% interval on an evaluation set's accuracy is wider than this on each side.
@@ -27,15 +30,25 @@ CHECKPOINT_BYTES_PER_PARAMETER = 12
 
 
 def study_warnings(
-    config: StudyConfig, layers: dict[str, list[int] | None], trials: int, checkpoints: int
+    config: StudyConfig,
+    layers: dict[str, list[int] | None],
+    trials: int,
+    checkpoints: int,
+    resumed: bool = False,
+    shared: dict[str, tuple[int, int]] | None = None,
 ) -> list[str]:
     """Every warning of a study of `trials` planned trials whose kept checkpoints take `checkpoints`
-    bytes."""
+    bytes and whose scored sets share `shared` rows with the training rows (see
+    `sweep.preflight.data.shared_rows`); raises ConfigError for a new study whose checkpoints cannot fit
+    (see `disk_warnings`)."""
     return (
         eval_set_warnings(config)
+        + shared_row_warnings(shared or {})
+        + size_warnings(config)
+        + cpu_warnings(config)
         + same_layer_warnings(layers)
         + seed_count_warnings(config)
-        + disk_warnings(config, trials, checkpoints)
+        + disk_warnings(config, trials, checkpoints, resumed)
     )
 
 
@@ -63,19 +76,84 @@ def checkpoint_bytes(config: StudyConfig, preflight: Preflight, trials: int) -> 
     return trials * config.keep_checkpoints * preflight.student_params * CHECKPOINT_BYTES_PER_PARAMETER
 
 
-def disk_warnings(config: StudyConfig, trials: int, need: int) -> list[str]:
+def disk_warnings(config: StudyConfig, trials: int, need: int, resumed: bool = False) -> list[str]:
     """Whether `need` bytes of the checkpoints of `trials` trials fit in the free space of the study's
-    storage path: a full disk fails every trial that is running when it fills."""
-    folder = Path(config.study_dir).expanduser().absolute()
-    while not folder.exists():  # the study folder (and maybe its storage path) is made later
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    storage path: a full disk fails every trial that is running when it fills. A new study that cannot
+    fit is refused (ConfigError); a resumed one is warned, as part of its checkpoints are there already.
+    Remote storage (a URI) is not checked."""
+    if is_uri(config.storage_path):
+        return []
+    free = free_bytes(config)
     if need <= free:
         return []
+    message = (
+        f"the {trials} trials keep about {size_text(need)} of checkpoints in {config.study_dir}, but "
+        f"{size_text(free)} are free there; trials fail when the disk fills. Free space, keep fewer "
+        "checkpoints (keep_checkpoints), or choose another --storage-path."
+    )
+    if not resumed:
+        raise ConfigError(message[0].upper() + message[1:])
+    return [message]
+
+
+def disk_full_message(config: StudyConfig, trials: int, need: int, resume: str) -> str:
+    """What to do when the disk of a study's storage filled while it ran: where, how much the
+    checkpoints of its `trials` trials need (`need` bytes) and how much is free, and how to go on."""
+    return (
+        f"Disk full at {existing_ancestor(Path(config.study_dir))}: the study's {trials} trials "
+        f"keep about {size_text(need)} of checkpoints, and {size_text(free_bytes(config))} are free there "
+        f"now. Free space (or copy the study folder to a larger disk and resume the copy), then continue "
+        f"with: {resume}"
+    )
+
+
+def free_bytes(config: StudyConfig) -> int:
+    """Free space where the study's folder is (or will be made)."""
+    return shutil.disk_usage(existing_ancestor(Path(config.study_dir))).free
+
+
+def size_text(size: float) -> str:
+    """Bytes as GB, MB or kB, e.g. "0.8 GB", "19.8 MB"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if size >= scale / 10:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 1e3:.0f} kB"
+
+
+def shared_row_warnings(shared: dict[str, tuple[int, int]]) -> list[str]:
+    """Scored sets some of whose rows are training rows: their scores favour memorising."""
     return [
-        f"the {trials} trials keep about {need / 1e9:.1f} GB of checkpoints in {config.study_dir}, "
-        f"but {free / 1e9:.1f} GB are free there; trials fail when the disk fills. Free space, or "
-        "choose another --storage-path."
+        f"{count} of the {total} {name} rows are also training rows (the same text); a student is scored "
+        f"on rows it trained on. Remove them from one of the files."
+        for name, (count, total) in shared.items()
+    ]
+
+
+def size_warnings(config: StudyConfig) -> list[str]:
+    """Subset sizes larger than a data file: the study uses all its rows (a sensible reading, said
+    once so that a typo in a size does not pass unseen)."""
+    data, warnings = config.data, []
+    sizes = {"train": (data.train, data.train_size), "validation": (data.validation, data.validation_size)}
+    sizes |= {"test": (data.test, data.test_size), "selection": (data.selection, data.selection_size)}
+    for name, (source, size) in sizes.items():
+        rows = _file_rows(source) if source and size and is_file_source(source) else None
+        if rows is not None and size > rows and not (name == "selection" and data.holds_out):
+            warnings.append(
+                f"data.{name}_size is {size}, but {source} holds {rows} rows: the study uses all {rows}."
+            )
+    return warnings
+
+
+def cpu_warnings(config: StudyConfig) -> list[str]:
+    """A local Ray instance given more CPUs than the machine has runs that many trials at once on fewer
+    cores (Ray counts CPUs, it does not check them)."""
+    res, machine = config.resources, os.cpu_count() or 1
+    if res.address or res.cpus is None or res.cpus <= machine:
+        return []
+    return [
+        f"--cpus {res.cpus} is more than this machine's {machine} CPUs: up to "
+        f"{int(res.cpus // res.cpus_per_trial)} trials run at once on {machine} cores. Give at most "
+        f"--cpus {machine}, or join a cluster with --address."
     ]
 
 

@@ -13,8 +13,14 @@ import numpy as np
 from sweep.config.study import StudyConfig
 from sweep.config.trial import teacher_config, trial_config
 from sweep.preflight.address import check_address
-from sweep.preflight.data import check_metric, check_sources
-from sweep.preflight.model import model_config, needs_finetune, parameter_counts, teacher_depth
+from sweep.preflight.data import check_metric, check_sources, shared_rows
+from sweep.preflight.model import (
+    check_teacher_files,
+    model_config,
+    needs_finetune,
+    parameter_counts,
+    teacher_depth,
+)
 from trainables.data import Split
 from trainables.errors import ConfigError
 from trainables.strategies.registry import rule_layers
@@ -25,8 +31,9 @@ from trainables.student import check_surgery
 @dataclass(frozen=True)
 class Preflight:
     """What the checks learned: the teacher's depth and size, each strategy's layers by its rule (None
-    where the teacher stage chooses them from data), each student's size, fine-tune or load, and the
-    labels of each split the trials use (None for a hub split, read once the study runs)."""
+    where the teacher stage chooses them from data), each student's size, fine-tune or load, the labels
+    of each split the trials use (None for a hub split, read once the study runs), and how many rows of
+    each scored set are also training rows (shared, scored; only sets that share some)."""
 
     teacher_layers: int
     layers: dict[str, list[int] | None]
@@ -34,6 +41,7 @@ class Preflight:
     teacher_params: int
     student_params: int
     labels: list[tuple[Split, np.ndarray | None]] = field(default_factory=list)
+    shared_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def check_study(config: StudyConfig) -> Preflight:
@@ -58,6 +66,8 @@ def check_study(config: StudyConfig) -> Preflight:
     finetune = needs_finetune(config, base_config)
     if finetune:
         teacher_config(config, config.teacher.base).validate()
+    check_teacher_files(config, finetune)
     labels = check_sources(config)
+    shared = shared_rows(config)
     sizes = parameter_counts(base_config, config.data.task, config.trial.student_layers)
-    return Preflight(depth, layers, finetune, *sizes, labels)
+    return Preflight(depth, layers, finetune, *sizes, labels, shared)

@@ -1,13 +1,26 @@
 """Checks on the data and the metric: files (and local dataset folders) read now (columns, texts,
 labels, every class in the training rows), hub splits labelled and the hub reachable, enough training
-rows for the data-driven strategies, and a metric the trials report."""
+rows for the data-driven strategies, scored sets apart from the training rows, and a metric the trials
+report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import datasets
 import numpy as np
 
 from sweep.config.study import StudyConfig
-from trainables.data import Split, check_train_classes, needs_hub, split_labels
+from trainables.data import (
+    DataConfig,
+    Split,
+    check_train_classes,
+    is_file_source,
+    load_rows,
+    needs_hub,
+    split_labels,
+    subset,
+)
 from trainables.errors import ConfigError
 from trainables.hub import require_hub
 from trainables.strategies.registry import is_data_driven
@@ -63,3 +76,65 @@ def _check_calibration(config: StudyConfig, rows: int) -> None:
             f"teacher.calibration_size is {wanted}, but the students train on {rows} rows, which are "
             f"where data-driven strategies score the teacher's layers; set it to at most {rows}."
         )
+
+
+def scored_sets(data: DataConfig) -> dict[str, tuple[str, int | None]]:
+    """The sets a study scores, each with its source and subset size: the validation set (and the
+    extra ones), the test set, and the selection rows when they are a source of their own."""
+    sets = {"validation": (data.validation, data.validation_size)}
+    extra = data.extra_validation.items()
+    sets |= {f"extra validation {name}": (source, data.validation_size) for name, source in extra}
+    if data.test:
+        sets["test"] = (data.test, data.test_size)
+    if data.selection and not data.holds_out:
+        sets["selection"] = (data.selection, data.selection_size)
+    return sets
+
+
+def training_rows(data: DataConfig) -> datasets.Dataset:
+    """The rows that train, as the trials draw them (after any rows held out for selection)."""
+    skip = data.selection_size if data.holds_out else 0
+    return subset(load_rows(data.task, data.train), data.train_size, data.data_seed, skip)
+
+
+def shared_rows(config: StudyConfig) -> dict[str, tuple[int, int]]:
+    """For each scored set held in a file, when the training rows are too: how many of the rows it
+    scores are also training rows (the same text in every text column), and how many it scores. Sets
+    that share no row are left out. Refuses (ConfigError) a scored set that is the training file, or
+    whose every row is a training row: the strategies would be judged on what they trained on."""
+    data = config.data
+    if not is_file_source(data.train):
+        return {}
+    columns = list(task_spec(data.task).text_columns)
+    trained = training_rows(data)
+    if len(trained) == 0:
+        raise ConfigError(
+            f"No training rows are left: data.selection_size ({data.selection_size}) holds out every row "
+            f"of {data.train}. Hold out fewer."
+        )
+    train = set(_texts(trained, columns))
+    shared = {}
+    for name, (source, size) in scored_sets(data).items():
+        if not is_file_source(source):
+            continue
+        if Path(source).resolve() == Path(data.train).resolve():
+            raise ConfigError(
+                f"data.{name.split()[0]} is the training file {source}: the strategies would be scored on "
+                f"the rows they trained on. Give a {name} file apart from the training rows."
+            )
+        rows = _texts(subset(load_rows(data.task, source), size, data.data_seed), columns)
+        count = sum(row in train for row in rows)
+        if count and count == len(rows):
+            raise ConfigError(
+                f"Every one of the {len(rows)} {name} rows of {source} is also a training row (the same "
+                f"{', '.join(columns)}): the strategies would be scored on what they trained on. Give a "
+                f"{name} file apart from the training rows."
+            )
+        if count:
+            shared[name] = (count, len(rows))
+    return shared
+
+
+def _texts(rows: datasets.Dataset, columns: list[str]) -> list[tuple[str, ...]]:
+    table = rows.select_columns(columns).to_pandas()
+    return list(table.itertuples(index=False, name=None))

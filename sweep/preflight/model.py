@@ -1,9 +1,8 @@
-"""Checks on the teacher model that need only its config: where it is, its depth, whether it already
-classifies the task, and how many parameters the teacher and a student have."""
+"""Checks on the teacher model: where it is, its depth, whether it already classifies the task, and
+how many parameters the teacher and a student have, from its config; then, for a local folder, its
+files as the teacher stage will load them (weights, tokenizer, label names, input length)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig
@@ -11,18 +10,14 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, Pretrai
 from sweep.config.study import StudyConfig
 from trainables.architectures import resized_config
 from trainables.errors import ConfigError
-from trainables.hub import is_local, require_hub
+from trainables.hub import is_local, require_model
 from trainables.tasks import task_name, task_spec
-from trainables.teacher import check_head
+from trainables.teacher import check_head, check_max_length, load_classifier, load_teacher
 
 
 def model_config(name: str, trust_remote_code: bool = False) -> PretrainedConfig:
     """The model's AutoConfig: local, or from the hub after a fast reachability check."""
-    if not is_local(name):
-        require_hub(f"model {name!r}", "Pass a local model folder (save_pretrained layout) instead.")
-    elif not Path(name).expanduser().is_dir():
-        kind = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
-        raise ConfigError(f"Model folder {name} {kind}.")
+    require_model(name)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
@@ -64,3 +59,17 @@ def needs_finetune(config: StudyConfig, base_config: PretrainedConfig) -> bool:
             f"{task_name(config.data.task)} classifier; let the study fine-tune it (finetune: auto)."
         )
     return bool(choice)
+
+
+def check_teacher_files(config: StudyConfig, finetune: bool) -> None:
+    """Load a local teacher folder as the teacher stage will, and refuse what it would refuse: weight
+    files that are missing, cut off or do not fit the config, a tokenizer that is not the model's,
+    label names that cannot be matched to the task's, an untrained head on a teacher that is not
+    fine-tuned; and a data.max_length beyond the model's positions. A hub id is checked by the teacher
+    stage (loading it here would download it)."""
+    base, task = config.teacher.base, config.data.task
+    if not is_local(base):
+        return
+    load = load_classifier if finetune else load_teacher
+    model, tokenizer, _ = load(base, task, config.teacher.trust_remote_code)
+    check_max_length(model, tokenizer, config.data.max_length, base)

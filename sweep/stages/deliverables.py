@@ -9,17 +9,19 @@ import logging
 from pathlib import Path
 
 from analysis.aggregate import ranked_trials
+from analysis.outputs import write_outputs
 from analysis.plots import plot_layer_scores
-from analysis.rank import rank_into
+from analysis.rank import rank_loaded
 from analysis.ranked import top_strategy
 from analysis.report import console_table
 from analysis.results import InputError, load_results
 from analysis.values import trial_values
 from sweep.config.study import StudyConfig
 from sweep.stages import export
-from sweep.stages.trials import StageResults
+from sweep.stages.trials import StageResults, stage_table
 from trainables.metrics import direction
 from trainables.reporting import UnreadableCheckpoint
+from trainables.vocabulary import Stage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,9 @@ def rank_stage(config: StudyConfig, stage: str) -> str | None:
     layout = config.layout
     source = layout.stage_dir(stage)
     try:
-        study = rank_into(source, layout.root, metric=config.ranked_metric, stage=stage)
+        race = layout.race_record if stage == Stage.REPLICATE and layout.race_record.is_file() else None
+        study = rank_loaded(stage_table(layout, source), stage, config.ranked_metric, race=race)
+        write_outputs(study, layout.ranking_csv, layout.ranking_plot, layout.report, layout.trials_csv)
     except InputError as error:
         log.info(f"Nothing to rank: {error} The per-trial results are in {source}.")
         return None

@@ -1,5 +1,6 @@
 """The search stage: one Optuna search per strategy (or one joint search), each a Ray experiment with
-ASHA early stopping, and each strategy's best setting, by the analysis' rule."""
+early stopping by ASHA's rule whose decisions do not depend on which trial finishes first
+(`halving.OrderedHalving`), and each strategy's best setting, by the analysis' rule."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import logging
 
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from ray.tune import Tuner
-from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from analysis.aggregate import best_configurations
@@ -18,7 +18,8 @@ from sweep.config.study import StudyConfig
 from sweep.plan.plan import Experiment, StudyPlan, fixed_values
 from sweep.stages import spaces
 from sweep.stages.cluster import Cluster
-from sweep.stages.trials import StageResults
+from sweep.stages.halving import OrderedHalving
+from sweep.stages.trials import StageResults, stage_table
 from sweep.stages.tune import make_tuner, run_experiment, say_ended
 from trainables.metrics import direction
 from trainables.vocabulary import SEARCHED, SHORT_NAMES, Stage
@@ -47,7 +48,7 @@ def run_search(plan: StudyPlan, cluster: Cluster, record: dict, base: dict) -> S
         parts.append(run_experiment(config, experiment.folder, cluster, space, make, len(experiment.trials)))
     csv = layout.stage_trials(Stage.SEARCH)
     if len(plan.search) > 1:
-        write_trials_csv(load_results(layout.stage_dir(Stage.SEARCH)), csv)
+        write_trials_csv(stage_table(layout, layout.stage_dir(Stage.SEARCH)), csv)
     search = StageResults(
         Stage.SEARCH, [p for part in parts for p in part.paths], [t for part in parts for t in part.trials]
     )
@@ -59,7 +60,7 @@ def search_tuner(
     config: StudyConfig, cluster: Cluster, base: dict, folder: str, experiment: Experiment, record: dict
 ) -> Tuner:
     """TPE over the hyper-parameters (and the strategy, in the joint search), first trying the plan's
-    first points, with ASHA stopping poor trials after each epoch."""
+    first points, with poor trials stopped at each rung (ASHA's rule, in creation order)."""
     search, epochs, metric = config.search, config.trial.epochs, config.search_metric
     return make_tuner(
         config,
@@ -74,8 +75,7 @@ def search_tuner(
             points_to_evaluate=spaces.first_points(config, experiment),
             sampler=sampler(config, experiment),
         ),
-        scheduler=ASHAScheduler(
-            time_attr="training_iteration",
+        scheduler=OrderedHalving(
             metric=metric,
             mode=direction(metric),
             max_t=epochs,

@@ -4,9 +4,11 @@ how to resume."""
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from sweep.plan.plan import StudyPlan
+from sweep.plan.warnings import checkpoint_bytes, disk_full_message
 from sweep.stages import spaces
 from sweep.stages.cluster import Cluster, ray_cluster
 from sweep.stages.deliverables import finish, rank_stage
@@ -15,7 +17,7 @@ from sweep.stages.replicate import run_replicate
 from sweep.stages.search import best_of_search, run_search
 from sweep.stages.teacher import teacher_stage
 from sweep.stages.trials import StageResults
-from sweep.stages.tune import Interrupted
+from sweep.stages.tune import DiskFull, Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +30,34 @@ def run_study(plan: StudyPlan, verbose: bool = False) -> int:
     the trials ran and are ranked (a plot or report that cannot be drawn is only a warning), 1 when
     nothing could be ranked, INTERRUPTED when the study stopped early."""
     config = plan.config
+    resume = f"python -m sweep.run --resume {config.local_dir}"
     try:
         with ray_cluster(config, verbose) as cluster:
             final = run_stages(plan, cluster)
             ranked = finish(config, final)
+    except DiskFull as stop:
+        log.info(str(stop))
+        log.error(_disk_full(plan, resume))
+        return INTERRUPTED
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        log.info(f"The study could not write {error.filename or 'a file'}: {error.strerror}.")
+        log.error(_disk_full(plan, resume))
+        return INTERRUPTED
     except Interrupted as stop:
         log.info(str(stop))
         rank_so_far(plan, stop.stage)
-        log.info(f"Continue with: python -m sweep.run --resume {config.local_dir}")
+        log.info(f"Continue with: {resume}")
         return INTERRUPTED
     return 0 if ranked else 1
+
+
+def _disk_full(plan: StudyPlan, resume: str) -> str:
+    trials = len(plan.trials)
+    return disk_full_message(
+        plan.config, trials, checkpoint_bytes(plan.config, plan.preflight, trials), resume
+    )
 
 
 def run_stages(plan: StudyPlan, cluster: Cluster) -> StageResults:

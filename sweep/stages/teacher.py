@@ -40,9 +40,18 @@ log = logging.getLogger(__name__)
 
 
 def read_record(config: StudyConfig) -> dict | None:
-    """This study's teacher record, if its teacher stage has run."""
-    path = config.layout.teacher_record
-    return json.loads(path.read_text()) if path.is_file() else None
+    """This study's teacher record, if its teacher stage has run. The teacher it fine-tuned is the one
+    in this study's folder, also when the folder was copied or moved since (the record names the
+    folder it was made in)."""
+    layout = config.layout
+    if not layout.teacher_record.is_file():
+        return None
+    record = json.loads(layout.teacher_record.read_text())
+    made = Path(record["path"])
+    own = made.parts[-2:] == layout.teacher_model.relative_to(layout.root).parts
+    if record.get("finetuned") and own and made != layout.teacher_model and layout.teacher_model.is_dir():
+        record["path"] = str(layout.teacher_model)
+    return record
 
 
 def known_record(config: StudyConfig, preflight: Preflight) -> dict | None:

@@ -1,4 +1,5 @@
-"""A stage's trials as Ray keeps them: whether every trial ended, and where a trial's checkpoint is.
+"""A stage's trials as Ray keeps them: whether every trial ended, and where a trial's checkpoint is;
+and a stage's per-trial table as the study writes and ranks it.
 
 The per-trial table (trials.csv) and every rule that ranks or picks trials are `analysis`' job; the
 study needs Ray's trial objects only to know a stage was interrupted and to find checkpoints.
@@ -6,11 +7,14 @@ study needs Ray's trial objects only to know a stage was interrupted and to find
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from analysis.results import experiment
-from trainables.vocabulary import ENDED, TrialStatus
+from analysis.results import Results, experiment, load_results
+from trainables.vocabulary import ENDED, TEACHER_HASH, StudyLayout, TrialStatus
 
 
 @dataclass
@@ -47,6 +51,20 @@ def load_stage(paths: list[str], stage: str) -> StageResults:
     """The trials of the experiments at `paths`, in creation order."""
     trials = [trial for path in paths for trial in experiment(path).trials]
     return StageResults(stage, paths, trials)
+
+
+def stage_table(layout: StudyLayout, folder: Path | str) -> Results:
+    """The per-trial results of a stage folder (or one of its experiments), every row naming the
+    teacher: a trial that failed before its first report (which carries the teacher's weights hash)
+    gets the hash of the teacher stage's record, the teacher every trial of the study loads."""
+    results = load_results(Path(folder))
+    if not layout.teacher_record.is_file():
+        return results
+    teacher = json.loads(layout.teacher_record.read_text()).get(TEACHER_HASH)
+    trials = results.trials.copy()
+    known = trials[TEACHER_HASH].fillna("").astype(str) if TEACHER_HASH in trials else None
+    trials[TEACHER_HASH] = teacher if known is None else known.where(known != "", teacher)
+    return dataclasses.replace(results, trials=trials)
 
 
 def _number(value) -> bool:

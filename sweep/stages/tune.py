@@ -2,7 +2,9 @@
 
 A stage that finished is read back, one that was interrupted is continued with `Tuner.restore`, so a
 resumed study runs every planned trial once. Which experiments finished is kept in the study's
-stages.json.
+stages.json. An experiment whose trials failed because the disk was full is not finished: the study
+stops (DiskFull), and its resume runs those trials again from their last checkpoints. What a fault left
+unreadable is put right first (`sweep.stages.repair`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 from ray import tune
 from ray.tune import Tuner
 
-from analysis.results import load_results, write_trials_csv
-from sweep.config.study import StudyConfig
+from analysis.results import InputError, write_trials_csv
+from sweep.config.study import StudyConfig, is_uri
+from sweep.stages import repair
 from sweep.stages.cluster import Cluster
-from sweep.stages.trials import StageResults, load_stage
+from sweep.stages.trials import StageResults, load_stage, stage_table
 from sweep.ui.console import Progress
 from sweep.ui.tensorboard import StudyTBXLogger, trial_dirname
 from trainables.distill import distill_trial
@@ -39,6 +42,11 @@ class Interrupted(Exception):
         self.stage = stage
 
 
+class DiskFull(Interrupted):
+    """The disk of the study's storage filled: trials failed, or the study's files could not be
+    written or read back. `--resume`, once there is space, runs the failed trials again."""
+
+
 def run_experiment(
     config: StudyConfig, folder: str, cluster: Cluster, space: dict, make_tuner: MakeTuner, total: int
 ) -> StageResults:
@@ -50,31 +58,97 @@ def run_experiment(
     """
     layout = config.layout
     path, finished, stopped = layout.experiment(folder), _finished(layout), ""
+    local = not is_uri(path)
     if not finished.get(folder):
-        if Tuner.can_restore(path):
-            log.info(f"{folder}: continuing the interrupted run of {total} trials in {path}")
-            tuner = Tuner.restore(
-                path, trainable=trainable(cluster), resume_unfinished=True, param_space=space
-            )
-        else:
+        tuner = _restored(config, folder, cluster, space, total) if Tuner.can_restore(path) else None
+        if tuner is None:
             if "/" not in folder:  # a strategy's own search is announced with the whole search
                 log.info(
                     f"{folder}: {total} trials, up to {min(total, cluster.concurrent)} at once, in {folder}/"
                 )
             tuner = make_tuner(config, cluster, space, folder)
         stopped = fit(tuner)
-    stage = load_stage([path], folder.split("/")[0])
-    if stage.unfinished or stopped:
-        raise Interrupted(
-            f"{folder} stopped before all its trials finished "
-            f"({len(stage.unfinished)} started but unfinished){stopped}.",
-            stage,
-        )
+        if local:
+            repair.drop_damaged_error_files(Path(path))
+    name = folder.split("/")[0]
+    try:
+        stage = load_stage([path], name)
+    except InputError as error:  # Ray's state was cut off as it was saved
+        stage = StageResults(name, [path])
+        raise _stop(folder, stage, f": its results cannot be read back ({error})", written=True) from None
+    full = repair.failed_for_lack_of_space([Path(t.path) for t in stage.failed]) if local else []
+    if stage.unfinished or stopped or full:
+        raise _stop(folder, stage, stopped, full)
     csv = layout.stage_trials(folder)
-    csv.parent.mkdir(parents=True, exist_ok=True)
-    write_trials_csv(load_results(Path(path)), csv)
-    _mark_finished(layout, {**finished, folder: True})
+    try:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        write_trials_csv(stage_table(layout, path), csv)
+        _mark_finished(layout, {**finished, folder: True})
+    except OSError as error:
+        raise _stop(folder, stage, f": {error}", written=True) from None
     return stage
+
+
+def _restored(config: StudyConfig, folder: str, cluster: Cluster, space: dict, total: int) -> Tuner | None:
+    """The Tuner that continues an interrupted experiment, or None when its saved state cannot be read
+    (then it is set aside and runs again from the start). Trials that failed because the disk was
+    full run again from their last checkpoints (with them every failed trial of the experiment, which
+    fails again as it did)."""
+    path = config.layout.experiment(folder)
+    retry = []
+    if not is_uri(path):
+        dropped = repair.drop_damaged_error_files(Path(path))
+        damaged = repair.unreadable_state(Path(path))
+        if not damaged:
+            try:
+                failed = load_stage([path], folder.split("/")[0]).failed
+            except InputError as error:
+                damaged = str(error)
+            else:
+                retry = repair.failed_for_lack_of_space([Path(trial.path) for trial in failed])
+        if damaged:
+            aside = repair.set_aside(Path(path), config.layout.set_aside / Path(folder).parent)
+            log.warning(
+                f"{folder}: Ray's saved state of the experiment cannot be read ({damaged}); it is set aside "
+                f"in {aside} and its {total} trials run again."
+            )
+            return None
+        if dropped:
+            log.info(f"{folder}: {len(dropped)} cut-off error file(s) removed; their text copies are kept.")
+    again = f"; the {len(retry)} trial(s) that failed for lack of disk space run again" if retry else ""
+    log.info(f"{folder}: continuing the interrupted run of {total} trials in {path}{again}")
+    try:
+        return Tuner.restore(
+            path,
+            trainable=trainable(cluster),
+            resume_unfinished=True,
+            resume_errored=bool(retry),
+            param_space=space,
+        )
+    except Exception as error:  # an unreadable tuner.pkl, whatever it raises
+        if is_uri(path):
+            raise
+        aside = repair.set_aside(Path(path), config.layout.set_aside / Path(folder).parent)
+        log.warning(
+            f"{folder}: Ray cannot restore the experiment ({type(error).__name__}: {error}); it is set aside "
+            f"in {aside} and its {total} trials run again."
+        )
+        return None
+
+
+def _stop(
+    folder: str, stage: StageResults, why: str, full: list[Path] | None = None, written: bool = False
+) -> Interrupted:
+    """How an experiment stopped: DiskFull when trials failed for lack of space, or the error says the
+    disk is full, or files could not be `written` or read back while the disk is nearly full; else
+    Interrupted. The message counts its trials as they stand."""
+    ended = len(stage.trials) - len(stage.failed) - len(stage.unfinished)
+    counts = f"{ended} finished, {len(stage.failed)} failed, {len(stage.unfinished)} unfinished"
+    disk = stage.paths[0] if stage.paths and not is_uri(stage.paths[0]) else None
+    if full or repair.is_no_space(why) or (written and disk and repair.nearly_full(Path(disk))):
+        lacking = f"{len(full)} trial(s) failed for lack of disk space" if full else "the disk is full"
+        return DiskFull(f"{folder} stopped ({counts}): {lacking}{why}.", stage)
+    return Interrupted(f"{folder} stopped before all its trials finished ({counts}){why}.", stage)
 
 
 def say_ended(layout: StudyLayout, stage: StageResults) -> None:
@@ -136,7 +210,7 @@ def _run_config(config: StudyConfig, folder: str, cluster: Cluster, metric: str)
         # Files a trial writes in its working directory (e.g. per-step TensorBoard events) are
         # copied into its trial folder beside Ray's own.
         sync_config=tune.SyncConfig(sync_artifacts=True),
-        callbacks=[StudyTBXLogger(), *shown],
+        callbacks=[StudyTBXLogger(), repair.ErrorFileGuard(), *shown],
     )
 
 

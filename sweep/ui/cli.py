@@ -12,6 +12,8 @@ a message before Ray starts; an interrupted study exits with 130 and continues w
 from __future__ import annotations
 
 import argparse
+import errno
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -20,10 +22,11 @@ import datasets
 import transformers
 
 from sweep.config.flags import build_parser, flags_to_settings
-from sweep.config.stored import refuse_existing, same_study, stored_study, write_study_file
+from sweep.config.stored import same_study, stored_study, write_study_file
 from sweep.config.study import StudyConfig, load_yaml, merge, resolve
 from sweep.plan.plan import StudyPlan, plan_json, plan_study
 from sweep.preflight.checks import check_study
+from sweep.preflight.folder import check_folder
 from sweep.preflight.offline import local_caches
 from sweep.preflight.smoke_world import prepare_tiny
 from sweep.stages.lock import claimed
@@ -40,13 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(__doc__).parse_args(argv)
         config, resumed = study_config(args)
         if args.dry_run:
-            return dry_run(config, args.format)
-        with claimed(config.layout):
-            if not resumed:
-                refuse_existing(config)
-            return run(config, resumed, args.verbose)
+            return dry_run(config, resumed, args.format)
+        return run(config, resumed, args.verbose)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        name = str(error.filename or "")
+        print(
+            f"error: the path {name[:80]}{'...' if len(name) > 80 else ''} is too long for the file system "
+            f"({error.strerror}); give a shorter one.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("Interrupted. Continue with --resume.", file=sys.stderr)
@@ -54,12 +64,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def study_config(args: argparse.Namespace) -> tuple[StudyConfig, bool]:
-    """The study to run and whether it resumes one; refuses to resume with other settings."""
-    yaml_values = load_yaml(args.config) if args.config else {}
+    """The study to run and whether it resumes one; refuses to resume with other settings. A resumed
+    study is the one in the folder given, wherever it was started."""
+    yaml_values = load_yaml(args.config) if args.config is not None else {}
     flags = flags_to_settings(args)
     requested = resolve(yaml_values, flags)
-    if not args.resume:
+    if args.resume is None:
         return requested, False
+    if isinstance(args.resume, str) and not args.resume.strip():
+        raise ConfigError(
+            "--resume '' names no folder: give the study's folder, or no value to resume "
+            "the study of --name/--storage-path."
+        )
     folder = Path(args.resume).expanduser().resolve() if isinstance(args.resume, str) else requested.local_dir
     stored = stored_study(folder)
     same_study(stored, requested, merge(yaml_values, flags))
@@ -77,31 +93,52 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def checked_plan(config: StudyConfig) -> StudyPlan:
-    """Every check, then the plan (with the teacher record, where one is known already)."""
+def checked_plan(config: StudyConfig, resumed: bool = False) -> StudyPlan:
+    """Every check a study passes before it starts, the same for the dry run and the run: the study
+    folder, the settings, model and data (with the cluster, when joining one), then the plan and its
+    disk check (with the teacher record, where one is known already)."""
+    check_folder(config, resumed)
     preflight = check_study(config)
-    return plan_study(config, preflight, known_record(config, preflight))
+    return plan_study(config, preflight, known_record(config, preflight), resumed)
 
 
-def dry_run(config: StudyConfig, output: str = "text") -> int:
+def dry_run(config: StudyConfig, resumed: bool = False, output: str = "text") -> int:
     """Check everything and print the plan; writes nothing (a smoke study's tiny world goes to a
     temporary folder)."""
     quiet_libraries()
     with tempfile.TemporaryDirectory(prefix="kd-dry-run-") as scratch, local_caches(config, Path(scratch)):
         prepare_tiny(config, Path(scratch) / "tiny")
-        plan = checked_plan(config)
+        plan = checked_plan(config, resumed)
         print(plan_json(plan) if output == "json" else plan_text(plan))
     return 0
 
 
 def run(config: StudyConfig, resumed: bool, verbose: bool = False) -> int:
-    """Check everything, then run the study."""
+    """Check everything, then run the study. A new study refused by a check leaves no folder behind."""
     if not verbose:
         quiet_libraries()
-    with local_caches(config), shown_messages():
-        prepare_tiny(config)
-        plan = checked_plan(config)
-        print("\n".join(summary(plan)), flush=True)
-        if not resumed:
-            write_study_file(config)
-        return run_study(plan, verbose)
+    check_folder(config, resumed)
+    created = _first_missing(config.local_dir)
+    with claimed(config.layout):
+        try:
+            with local_caches(config), shown_messages():
+                prepare_tiny(config)
+                plan = checked_plan(config, resumed)
+                print("\n".join(summary(plan)), flush=True)
+                if not resumed:
+                    write_study_file(config)
+                return run_study(plan, verbose)
+        except ConfigError:
+            if created and not config.layout.study_file.exists():
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its ancestors that does not exist yet (what making it creates)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return missing
+        missing = path
+    return missing

@@ -153,12 +153,35 @@ def sending_lines(lines: Queue, function: Callable, *args):
             logger.removeHandler(sender)
 
 
+class _RayLog(logging.FileHandler):
+    """Ray's log file. When it cannot be written (a full disk), its lines are dropped after one line
+    saying so, instead of a traceback per record."""
+
+    unwritable: set[str] = set()  # the files said to be unwritable, once each
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.baseFilename not in self.unwritable:
+            self.unwritable.add(self.baseFilename)
+            error = sys.exc_info()[1]
+            print(
+                f"Ray's log lines cannot be written to {self.baseFilename} ({error}); they are dropped.",
+                file=sys.stderr,
+            )
+
+
+def _not_tune(record: logging.LogRecord) -> bool:
+    """Ray Tune's errors are about trials and experiments, which the console's own lines report (a
+    failed trial's line names its error; ray.log keeps the traceback)."""
+    return not record.name.startswith("ray.tune") or record.levelno >= logging.CRITICAL
+
+
 def route_ray_logs(log: Path) -> None:
-    """Ray's log records go to the file `log`; only errors stay on the console. Ray configures its
-    loggers again as it starts, so this is applied before and after `ray.init`."""
+    """Ray's log records go to the file `log`; only errors stay on the console, and of those not Ray
+    Tune's (see `_not_tune`). Ray configures its loggers again as it starts, so this is applied before
+    and after `ray.init`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     path = str(log.resolve())
-    handler = logging.FileHandler(path)
+    handler = _RayLog(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in _RAY_LOGGERS:
         logger = logging.getLogger(name)
@@ -166,6 +189,8 @@ def route_ray_logs(log: Path) -> None:
         for existing in logger.handlers:
             if isinstance(existing, logging.StreamHandler) and not isinstance(existing, logging.FileHandler):
                 existing.setLevel(logging.ERROR)
+                if _not_tune not in existing.filters:
+                    existing.addFilter(_not_tune)
         if not any(getattr(existing, "baseFilename", None) == path for existing in logger.handlers):
             logger.addHandler(handler)
 

@@ -18,6 +18,7 @@ from trainables.data import (
     is_file_source,
     load_rows,
     needs_hub,
+    source_text,
     split_labels,
     subset,
 )
@@ -63,10 +64,19 @@ def check_sources(config: StudyConfig) -> list[tuple[Split, np.ndarray | None]]:
     labels = split_labels(data)
     train, train_labels = labels[0]
     if train_labels is not None:
+        if len(train_labels) == 0:
+            raise _no_training_rows(data)
         check_train_classes(spec, train, train_labels)
         if any(is_data_driven(s) for s in config.strategies):
             _check_calibration(config, len(train_labels))
     return labels
+
+
+def _no_training_rows(data: DataConfig) -> ConfigError:
+    return ConfigError(
+        f"No training rows are left: data.selection_size ({data.selection_size}) holds out every row "
+        f"of {source_text(data.train)}. Hold out fewer."
+    )
 
 
 def _check_calibration(config: StudyConfig, rows: int) -> None:
@@ -108,10 +118,7 @@ def shared_rows(config: StudyConfig) -> dict[str, tuple[int, int]]:
     columns = list(task_spec(data.task).text_columns)
     trained = training_rows(data)
     if len(trained) == 0:
-        raise ConfigError(
-            f"No training rows are left: data.selection_size ({data.selection_size}) holds out every row "
-            f"of {data.train}. Hold out fewer."
-        )
+        raise _no_training_rows(data)
     train = set(_texts(trained, columns))
     shared = {}
     for name, (source, size) in scored_sets(data).items():

@@ -3,6 +3,7 @@ docs/race/README.md says what those files say."""
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,16 @@ TABLES = [replay_table, drops_table, looks_table, power_table, studies_table, er
 @pytest.mark.parametrize("table", TABLES)
 def test_the_readme_tables_are_the_published_files(table):
     assert table() in README, table.__name__
+
+
+def test_the_main_readme_quotes_the_replays_trial_counts():
+    """The README's "What racing saves" sentence: each replay's trials used and run, in the order of
+    the replays (12 → 6, MNLI tuned, MNLI fixed, SST-2)."""
+    readme = (REPO / "README.md").read_text()
+    text = readme.split("<!-- race -->")[1].split("<!-- /race -->")[0]
+    quoted = [(int(used), int(full)) for used, full in re.findall(r"(\d+) of (\d+)", text)]
+    replays = [published(name) for name in ("mnli-12to6", "mnli-tuned", "mnli-fixed", "sst2")]
+    assert quoted == [(r["trials_used"], r["trials_full"]) for r in replays]
+    assert all(r["agrees"] for r in replays)
+    assert [r["winner"] for r in replays] == ["bottom", "odd", "odd", None]
+    assert [r["winner_full"] for r in replays] == ["bottom", "odd", "odd", "odd"]

@@ -99,3 +99,22 @@ def test_a_budget_stops_the_race_between_rounds(raced: Path, world: dict) -> Non
     race = Race.from_dict(record(folder / "budget")["races"]["fixed"])
     assert race.reason == BUDGET and race.round == 3  # the 9 trials of seeds 0-2; a 4th round would pass 10
     assert len(pd.read_csv(folder / "budget" / "replicate" / "trials.csv")) == 9
+
+
+def test_a_race_stopped_by_its_budget_goes_on_when_resumed_with_a_larger_one(raced: Path, world: dict):
+    folder = raced.parent
+    config = race_yaml(folder, "extended", world, budget_trials=9)
+    values = yaml.safe_load(Path(config).read_text())
+    values["teacher"] = {"base": str(raced / "teacher" / "model")}
+    Path(config).write_text(yaml.safe_dump(values))
+    assert main(["--config", config]) == 0
+    study = folder / "extended"
+    assert Race.from_dict(record(study)["races"]["fixed"]).reason == BUDGET
+    assert main(["--resume", str(study), "--budget-trials", "11"]) == 0
+    race = Race.from_dict(record(study)["races"]["fixed"])
+    survivors = len(race.survivors)  # scratch was withdrawn at seed 1: two strategies run seed 3
+    assert race.round == 4 and survivors == 2 and race.reason == BUDGET
+    assert len(pd.read_csv(study / "replicate" / "trials.csv")) == 9 + survivors
+    stored = yaml.safe_load((study / "study.yaml").read_text())
+    assert stored["replicate"]["budget_trials"] == 11  # a later resume keeps the budget it was given
+    assert main(["--resume", str(study), "--epochs", "3"]) == 2  # other settings must still match

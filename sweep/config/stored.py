@@ -11,8 +11,17 @@ from sweep.config.study import StudyConfig, from_dict, is_uri
 from trainables.errors import ConfigError
 from trainables.vocabulary import StudyLayout
 
-# Settings that may change when a study is resumed; any other explicit setting must match study.yaml.
-RESUMABLE = ("name", "storage_path", "resources", "max_failures")
+# Settings that may change when a study is resumed (a section stands for all its keys): where it runs,
+# how failures are retried, and a race's budgets, so that a race stopped by its budget can go on. Any
+# other explicit setting must match study.yaml.
+RESUMABLE = (
+    "name",
+    "storage_path",
+    "resources",
+    "max_failures",
+    "replicate.budget_trials",
+    "replicate.budget_hours",
+)
 
 
 def write_study_file(config: StudyConfig) -> Path:
@@ -21,6 +30,22 @@ def write_study_file(config: StudyConfig) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     return path
+
+
+def keep_budgets(config: StudyConfig) -> None:
+    """Write a resumed race's budgets into its study.yaml, so that a later resume keeps them; the rest
+    of the file (where it ran, with which resources) stays as the study was started."""
+    path = config.layout.study_file
+    values = yaml.safe_load(path.read_text())
+    replicate = values.setdefault("replicate", {})
+    if (replicate.get("budget_trials"), replicate.get("budget_hours")) == (
+        config.replicate.budget_trials,
+        config.replicate.budget_hours,
+    ):
+        return
+    replicate["budget_trials"] = config.replicate.budget_trials
+    replicate["budget_hours"] = config.replicate.budget_hours
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
 
 
 def stored_study(folder: Path) -> StudyConfig:
@@ -84,7 +109,7 @@ def same_study(stored: StudyConfig, requested: StudyConfig, explicit: dict) -> N
     old, new = stored.to_dict(), requested.to_dict()
     differ = []
     for key in _dotted(explicit):
-        if key.split(".")[0] in RESUMABLE:
+        if _resumable(key):
             continue
         if _get(old, key) != _get(new, key):
             differ.append(f"{key}: {_get(old, key)!r} in the study, {_get(new, key)!r} now")
@@ -93,6 +118,24 @@ def same_study(stored: StudyConfig, requested: StudyConfig, explicit: dict) -> N
             "Cannot resume with different settings (" + "; ".join(differ) + "). Resume with only "
             "resource flags, or start a new study with --name."
         )
+
+
+def resumed_with(stored: StudyConfig, requested: StudyConfig, explicit: dict) -> StudyConfig:
+    """The stored study with the resumable settings given explicitly (`explicit`) taken from
+    `requested`; `same_study` has refused any other change."""
+    values = stored.to_dict()
+    for key in _dotted(explicit):
+        if key not in ("name", "storage_path") and _resumable(key):
+            *path, last = key.split(".")
+            section = values
+            for part in path:
+                section = section[part]
+            section[last] = _get(requested.to_dict(), key)
+    return from_dict(values)
+
+
+def _resumable(key: str) -> bool:
+    return any(key == r or key.startswith(f"{r}.") for r in RESUMABLE)
 
 
 def _dotted(values: dict, prefix: str = "") -> list[str]:

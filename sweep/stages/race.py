@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from analysis.racing import BUDGET, Race, RaceDesign
-from analysis.results import load_results, write_trials_csv
+from analysis.results import load_results, merge_results, write_trials_csv
 from analysis.values import trial_values
 from sweep.plan.plan import StudyPlan
 from sweep.stages import spaces
@@ -49,7 +49,7 @@ def run_race(plan: StudyPlan, cluster: Cluster, record: dict, base: dict, tuned:
         f"{spec.min_seeds} to {spec.max_seeds} seeds (alpha {spec.alpha:g}); the first {spec.min_seeds} "
         "seeds run at once"
     )
-    parts, ran = [], 0
+    parts, folders, ran = [], [], 0
     while True:
         seeds = _next_seeds(races, spec.min_seeds)
         wanted = [
@@ -73,6 +73,7 @@ def run_race(plan: StudyPlan, cluster: Cluster, record: dict, base: dict, tuned:
         part = run_experiment(config, folder, cluster, space, points_tuner(points), len(points))
         hours += (time.monotonic() - started) / HOURS
         parts.append(part)
+        folders.append(folder)
         ran += len(points)
         outcomes = _outcomes(layout.stage_dir(folder), config.ranked_metric)
         for setting, race in races.items():
@@ -81,7 +82,10 @@ def run_race(plan: StudyPlan, cluster: Cluster, record: dict, base: dict, tuned:
                 _say_round(race, setting, seeds)
         _write_record(plan, design, races, hours)
     _write_record(plan, design, races, hours)
-    write_trials_csv(load_results(layout.stage_dir(Stage.REPLICATE)), layout.stage_trials(Stage.REPLICATE))
+    # from the rounds' experiments: the stage's own trials.csv may be that of a race stopped earlier
+    if folders:
+        rounds = merge_results([load_results(layout.stage_dir(folder)) for folder in folders])
+        write_trials_csv(rounds, layout.stage_trials(Stage.REPLICATE))
     stage = StageResults(
         Stage.REPLICATE, [p for part in parts for p in part.paths], [t for part in parts for t in part.trials]
     )

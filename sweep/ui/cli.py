@@ -22,7 +22,7 @@ import datasets
 import transformers
 
 from sweep.config.flags import build_parser, flags_to_settings
-from sweep.config.stored import same_study, stored_study, write_study_file
+from sweep.config.stored import keep_budgets, resumed_with, same_study, stored_study, write_study_file
 from sweep.config.study import StudyConfig, load_yaml, merge, resolve
 from sweep.plan.plan import StudyPlan, plan_json, plan_study
 from sweep.preflight.checks import check_study
@@ -78,12 +78,9 @@ def study_config(args: argparse.Namespace) -> tuple[StudyConfig, bool]:
         )
     folder = Path(args.resume).expanduser().resolve() if isinstance(args.resume, str) else requested.local_dir
     stored = stored_study(folder)
-    same_study(stored, requested, merge(yaml_values, flags))
-    if "max_failures" in flags:
-        stored.max_failures = requested.max_failures
-    for key in flags.get("resources", {}):
-        setattr(stored.resources, key, getattr(requested.resources, key))
-    return stored, True
+    explicit = merge(yaml_values, flags)
+    same_study(stored, requested, explicit)
+    return resumed_with(stored, requested, explicit), True
 
 
 def quiet_libraries() -> None:
@@ -125,7 +122,9 @@ def run(config: StudyConfig, resumed: bool, verbose: bool = False) -> int:
                 prepare_tiny(config)
                 plan = checked_plan(config, resumed)
                 print("\n".join(summary(plan)), flush=True)
-                if not resumed:
+                if resumed:
+                    keep_budgets(config)
+                else:
                     write_study_file(config)
                 return run_study(plan, verbose)
         except ConfigError:

@@ -6,7 +6,7 @@ run, and prints one JSON document (progress goes to stderr):
 
 * `naive` against `trainable_cold`/`trainable_warm`: the course notebook's loop (benchmarks.naive)
   against `trainables.distill.run_trial`, the code a study's trials run, in a fresh worker (teacher,
-  data and teacher cache loaded or built) and in one that kept them;
+  data and teacher cache loaded or built) and in one that cache them;
 * `precision`: 5-epoch trials over 3 seeds in fp32 and bf16: accuracy, speed, and `overhead_fraction`
   (1 - training time / trial wall time) of a trial run as a study runs it;
 * `overhead`: that fraction for the bf16 trials scored after every epoch and after the last only
@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import study_speed
 from benchmarks.naive import run_naive
-from trainables import distill, loop, metrics, resident
+from trainables import distill, loop, metrics, worker_cache
 from trainables.config import TrialConfig
 from trainables.data import DataConfig
 from trainables.reporting import LocalReporter
@@ -130,7 +130,7 @@ def trial_config(args: argparse.Namespace, teacher: str, data: DataConfig) -> Tr
 def run_trainable(config: TrialConfig, cold: bool = False) -> dict:
     """One `run_trial`. Cold: as in a fresh worker, with its teacher cache to build."""
     if cold:
-        resident.forget()
+        worker_cache.forget()
         for folder in (Path(config.teacher) / CACHE_DIR).glob("*"):
             _remove(folder)
     reporter = TimedReporter(tempfile.mkdtemp(prefix="bench-trial-"))
@@ -139,7 +139,7 @@ def run_trainable(config: TrialConfig, cold: bool = False) -> dict:
     wall_s = time.perf_counter() - started
     laps = [seconds for _, _, seconds in reporter.steps]
     train_s = sum(sum(lap.values()) for lap in laps)
-    kept = resident.resident(config.teacher, config.data, config.device, False)
+    cache = worker_cache.worker_cache(config.teacher, config.data, config.device, False)
     scored = sum(config.scores_epoch(epoch) for epoch in range(1, config.epochs + 1))
     evaluation = scored * evaluation_seconds(config)
     return {
@@ -151,7 +151,7 @@ def run_trainable(config: TrialConfig, cold: bool = False) -> dict:
             "checkpoints": round(reporter.saving_s, 2),
             "rest": round(wall_s - train_s - evaluation - reporter.saving_s, 2),
         },
-        "examples_per_s": round(len(kept.data.train) * config.epochs / train_s, 1),
+        "examples_per_s": round(len(cache.data.train) * config.epochs / train_s, 1),
         "ms_per_step": {
             part: round(1000 * statistics.fmean(lap[part] for lap in laps), 1) for part in laps[0]
         },
@@ -178,7 +178,7 @@ def evaluation_seconds(config: TrialConfig) -> float:
     loop.score_splits(
         setup.student,
         setup.data,
-        setup.kept.task,
+        setup.cache.task,
         setup.tokenizer,
         setup.device,
         setup.dtype,
@@ -340,7 +340,7 @@ def student_step(config: TrialConfig, laps: list[dict], peaks: dict) -> dict:
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
-    """Every measurement, in order, assembled into one JSON-ready dict (kept in --out as it grows,
+    """Every measurement, in order, assembled into one JSON-ready dict (cache in --out as it grows,
     so a long run that stops still leaves what it measured)."""
     started = time.perf_counter()
     result: dict = {}

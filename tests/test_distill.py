@@ -110,11 +110,11 @@ def test_evaluation_counts_every_example(tiny_teacher: str, tiny_task: DataConfi
             return type("Output", (), {"logits": logits})
 
     batches = loop.make_loader(setup.data.validation, setup.tokenizer, 50, setup.device)
-    scores = loop.evaluate(AlwaysZero(), batches, setup.device, setup.kept.task, None)
+    scores = loop.evaluate(AlwaysZero(), batches, setup.device, setup.cache.task, None)
     assert len(labels) == 256
     assert scores["accuracy"] == (labels == 0).sum().item() / 256
     assert scores[vocabulary.COLLAPSED] is True  # one class for every row
-    assert loop.evaluate(setup.teacher, batches, setup.device, setup.kept.task, None)["collapsed"] is False
+    assert loop.evaluate(setup.teacher, batches, setup.device, setup.cache.task, None)["collapsed"] is False
 
 
 def test_length_grouped_batches_pad_less_and_keep_the_seed_order(

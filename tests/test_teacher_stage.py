@@ -15,7 +15,7 @@ from sweep.stages import teacher
 from sweep.stages.teacher import chosen_repeats, prepare_teacher, teacher_warnings
 from sweep.ui.cli import checked_plan
 from sweep.ui.plan_text import summary
-from trainables import metrics, resident, teacher_cache
+from trainables import metrics, teacher_cache, worker_cache
 from trainables.distill import prepare, run_trial, trial_constants
 from trainables.teacher import TeacherConfig, finetune_teacher, weights_hash
 from trainables.tiny import write_tiny_encoder
@@ -107,7 +107,7 @@ def test_trials_read_the_cache_the_stage_built_for_their_rows(study, monkeypatch
     built: list[int] = []
     compute = teacher_cache._compute
     monkeypatch.setattr(teacher_cache, "_compute", lambda *a: built.append(1) or compute(*a))
-    resident.forget()
+    worker_cache.forget()
     settings = trial_config(
         config, record["path"], "bottom", teacher_layers=[1, 2], epochs=1, **_given(record)
     )

@@ -23,10 +23,10 @@ from trainables.data import task_baselines
 from trainables.dropout import use_fast_dropout
 from trainables.losses import distillation_loss
 from trainables.reporting import LocalReporter, Reporter, TuneReporter
-from trainables.resident import Resident, release_trial_memory, resident
 from trainables.strategies.registry import check_layers, select_layers
 from trainables.student import build_student
 from trainables.teacher_cache import TeacherOutputs
+from trainables.worker_cache import WorkerCache, release_trial_memory, worker_cache
 
 
 class InjectedFault(RuntimeError):
@@ -47,26 +47,26 @@ class Setup:
 
     config: TrialConfig
     layers: list[int]
-    kept: Resident
+    cache: WorkerCache
     student: PreTrainedModel
     dtype: torch.dtype | None  # the student's autocast dtype; None for fp32
     cached: TeacherOutputs | None  # the teacher's training-set outputs, when the cache is on
 
     @property
     def teacher(self) -> PreTrainedModel:
-        return self.kept.teacher
+        return self.cache.teacher
 
     @property
     def data(self):
-        return self.kept.data
+        return self.cache.data
 
     @property
     def tokenizer(self):
-        return self.kept.tokenizer
+        return self.cache.tokenizer
 
     @property
     def device(self) -> torch.device:
-        return self.kept.device
+        return self.cache.device
 
 
 def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> list[dict]:
@@ -142,21 +142,21 @@ def _run(setup: Setup, reporter: Reporter) -> list[dict]:
 def prepare(config: TrialConfig) -> Setup:
     """Check settings, take the teacher and data, and build a fresh student; no training yet."""
     config.validate()
-    kept = resident(config.teacher, config.data, config.device, config.trust_remote_code)
-    depth = kept.teacher.config.num_hidden_layers
+    cache = worker_cache(config.teacher, config.data, config.device, config.trust_remote_code)
+    depth = cache.teacher.config.num_hidden_layers
     if config.teacher_layers is None:
         layers = select_layers(config.strategy, depth, config.student_layers)
     else:
         layers = check_layers(config.teacher_layers, depth, config.student_layers, config.strategy)
     cached = None
-    if config.teacher_cache and kept.is_local:
-        cached = kept.teacher_outputs(config.alpha_cos > 0, config.cache_memory_mb * 1024**2)
+    if config.teacher_cache and cache.is_local:
+        cached = cache.teacher_outputs(config.alpha_cos > 0, config.cache_memory_mb * 1024**2)
     loop.seed_everything(config.seed)  # after the cache, which a first trial builds and later ones load
-    student = build_student(kept.teacher, layers, num_layers=config.student_layers).to(kept.device)
-    if kept.device.type == "cpu":  # CUDA's dropout and attention kernels are fused already
+    student = build_student(cache.teacher, layers, num_layers=config.student_layers).to(cache.device)
+    if cache.device.type == "cpu":  # CUDA's dropout and attention kernels are fused already
         use_fast_dropout(student)
-    dtype = loop.autocast_dtype(config.precision, kept.device)
-    return Setup(config, layers, kept, student, dtype, cached)
+    dtype = loop.autocast_dtype(config.precision, cache.device)
+    return Setup(config, layers, cache, student, dtype, cached)
 
 
 def trial_constants(setup: Setup) -> dict:
@@ -171,7 +171,7 @@ def trial_constants(setup: Setup) -> dict:
         vocabulary.STRATEGY: config.strategy,
         vocabulary.SEED: config.seed,
         vocabulary.TEACHER_LAYERS: ",".join(map(str, setup.layers)),
-        vocabulary.TEACHER_HASH: setup.kept.teacher_hash,
+        vocabulary.TEACHER_HASH: setup.cache.teacher_hash,
         vocabulary.STUDENT_PARAMS: sum(p.numel() for p in setup.student.parameters()),
         **{vocabulary.scored(vocabulary.INIT, name): value for name, value in init.items()},
         **{vocabulary.scored(vocabulary.TEACHER, name): value for name, value in teacher.items()},
@@ -188,18 +188,18 @@ def _main_scores(setup: Setup, model: PreTrainedModel, dtype: torch.dtype | None
     batches = loop.make_loader(
         setup.data.validation, setup.tokenizer, setup.config.eval_batch_size, setup.device
     )
-    scores = loop.evaluate(model, batches, setup.device, setup.kept.task, dtype)
-    return {name: scores[name] for name in setup.kept.task.metrics}
+    scores = loop.evaluate(model, batches, setup.device, setup.cache.task, dtype)
+    return {name: scores[name] for name in setup.cache.task.metrics}
 
 
 def _scores(setup: Setup, model: PreTrainedModel, dtype: torch.dtype | None, with_test: bool) -> dict:
-    kept = setup.kept
+    cache = setup.cache
     return loop.score_splits(
         model,
-        kept.data,
-        kept.task,
-        kept.tokenizer,
-        kept.device,
+        cache.data,
+        cache.task,
+        cache.tokenizer,
+        cache.device,
         dtype,
         setup.config.eval_batch_size,
         with_test,
@@ -255,7 +255,7 @@ def step_loss(setup: Setup, first_step: int = 0, resumed: bool = False) -> loop.
             config.loss_weights,
             config.temperature,
             hidden,
-            setup.kept.task.regression,
+            setup.cache.task.regression,
         )
         if step == nan_at:
             terms["loss"] = terms["loss"] * float("nan")

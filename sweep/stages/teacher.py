@@ -29,12 +29,12 @@ from trainables import loop
 from trainables.data import task_baselines
 from trainables.distill import initial_scores, prepare
 from trainables.errors import ConfigError
-from trainables.resident import resident
 from trainables.strategies.data_driven import calibration_rows, choose_layers
 from trainables.strategies.registry import get_strategy, is_data_driven
 from trainables.tasks import task_name
 from trainables.teacher import finetune_teacher, label_order_note, majority_accuracy, weights_hash
 from trainables.vocabulary import COLLAPSED, EVAL, StudyLayout, scored
+from trainables.worker_cache import worker_cache
 
 log = logging.getLogger(__name__)
 
@@ -179,37 +179,37 @@ def prepare_teacher(config: StudyConfig, finetune: bool, out_dir: str, layers: d
         history = finetune_teacher(teacher_config(config, path), out_dir)["history"]
         path = out_dir
     path = str(Path(path).expanduser().resolve()) if Path(path).expanduser().is_dir() else path
-    kept = resident(path, config.data, "auto", config.teacher.trust_remote_code)
-    scores = loop.score_splits(kept.teacher, kept.data, kept.task, kept.tokenizer, kept.device, None)
-    if config.trial.teacher_cache and kept.is_local:
+    cache = worker_cache(path, config.data, "auto", config.teacher.trust_remote_code)
+    scores = loop.score_splits(cache.teacher, cache.data, cache.task, cache.tokenizer, cache.device, None)
+    if config.trial.teacher_cache and cache.is_local:
         for with_hidden in cache_variants(config):
-            kept.teacher_outputs(with_hidden, config.trial.cache_memory_mb * 1024**2)
+            cache.teacher_outputs(with_hidden, config.trial.cache_memory_mb * 1024**2)
     return {
         "path": path,
         "base": config.teacher.base,
         "task": task_name(config.data.task),
         "finetuned": finetune,
-        "teacher_hash": kept.teacher_hash,
-        "scores": {name: scores[scored(EVAL, name)] for name in kept.task.metrics},
+        "teacher_hash": cache.teacher_hash,
+        "scores": {name: scores[scored(EVAL, name)] for name in cache.task.metrics},
         **scores,
-        "baselines": task_baselines(config.data, kept.data),
-        "majority_accuracy": majority_accuracy(kept.data, kept.task),
-        "label_note": label_order_note(kept.teacher, kept.task),
+        "baselines": task_baselines(config.data, cache.data),
+        "majority_accuracy": majority_accuracy(cache.data, cache.task),
+        "label_note": label_order_note(cache.teacher, cache.task),
         "history": history,
-        "strategies": {s: _strategy(config, kept, s, layers[s]) for s in config.strategies},
+        "strategies": {s: _strategy(config, cache, s, layers[s]) for s in config.strategies},
     }
 
 
-def _strategy(config: StudyConfig, kept, strategy: str, layers: list[int] | None) -> dict:
+def _strategy(config: StudyConfig, cache, strategy: str, layers: list[int] | None) -> dict:
     """A strategy's teacher layers (chosen from data for auto:...) and its untrained student's
     scores (none for scratch, whose initial student depends on the seed)."""
     record: dict = {}
     if layers is None:
-        rows = calibration_rows(kept.data.train, config.teacher.calibration_size, config.data.data_seed)
+        rows = calibration_rows(cache.data.train, config.teacher.calibration_size, config.data.data_seed)
         log.info(f"Teacher stage: choosing the layers of {strategy} on {len(rows)} training rows ...")
-        dtype = loop.autocast_dtype(config.trial.precision, kept.device)
+        dtype = loop.autocast_dtype(config.trial.precision, cache.device)
         choice = choose_layers(
-            strategy, kept.teacher, rows, kept.tokenizer, config.trial.student_layers, kept.task, dtype
+            strategy, cache.teacher, rows, cache.tokenizer, config.trial.student_layers, cache.task, dtype
         )
         layers = choice.layers
         record = {
@@ -221,7 +221,7 @@ def _strategy(config: StudyConfig, kept, strategy: str, layers: list[int] | None
         log.info(f"Teacher stage: {strategy} keeps teacher layers {layers} ({choice.seconds:.1f} s).")
     init = {}
     if layers:
-        settings = trial_config(config, kept.path, strategy, teacher_layers=layers, teacher_cache=False)
+        settings = trial_config(config, cache.path, strategy, teacher_layers=layers, teacher_cache=False)
         init = initial_scores(prepare(settings))
     return {"layers": layers, "init": init, **record}
 

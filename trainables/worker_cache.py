@@ -28,7 +28,7 @@ from trainables.teacher_cache import TeacherOutputs, load_or_build
 
 
 @dataclass
-class Resident:
+class WorkerCache:
     """A loaded teacher and the study's data, as one worker keeps them."""
 
     path: str
@@ -61,10 +61,10 @@ class Resident:
         return self._outputs[with_hidden]
 
 
-_KEPT: dict[str, Resident] = {}
+_KEPT: dict[str, WorkerCache] = {}
 
 
-def resident(teacher: str, data: DataConfig, device: str, trust_remote_code: bool) -> Resident:
+def worker_cache(teacher: str, data: DataConfig, device: str, trust_remote_code: bool) -> WorkerCache:
     """The teacher and data for these settings: kept from an earlier trial of this worker if the
     settings and the teacher's weights are the same, else loaded (and kept instead)."""
     path = str(Path(teacher).expanduser()) if Path(teacher).expanduser().is_dir() else teacher
@@ -95,9 +95,9 @@ def forget() -> None:
     _KEPT.clear()
 
 
-def _load(path: str, digest: str, data: DataConfig, device: str, trust_remote_code: bool) -> Resident:
+def _load(path: str, digest: str, data: DataConfig, device: str, trust_remote_code: bool) -> WorkerCache:
     model, tokenizer, _ = load_teacher(path, data.task, trust_remote_code)
     target = loop.pick_device(device)
     model.to(target).requires_grad_(False)
     task_data = load_task_data(data, tokenizer)
-    return Resident(path, model, tokenizer, task_data, task_spec(data.task), target, digest)
+    return WorkerCache(path, model, tokenizer, task_data, task_spec(data.task), target, digest)

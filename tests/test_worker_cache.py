@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from trainables import distill, resident, teacher_cache, vocabulary
+from trainables import distill, teacher_cache, vocabulary, worker_cache
 from trainables.config import TrialConfig
 from trainables.data import DataConfig
 from trainables.distill import run_trial
@@ -31,10 +31,10 @@ def test_a_trial_after_another_in_the_same_worker_equals_one_in_a_fresh_worker(
     tiny_teacher: str, tiny_task: DataConfig
 ) -> None:
     """Fresh student, optimizer, schedule and RNG state: the kept teacher and data change nothing."""
-    resident.forget()
+    worker_cache.forget()
     run_trial(trial(tiny_teacher, tiny_task, strategy="odd", seed=3, alpha_cos=0.5))
     after_another = run_trial(trial(tiny_teacher, tiny_task, strategy="top", seed=4))
-    resident.forget()
+    worker_cache.forget()
     fresh = run_trial(trial(tiny_teacher, tiny_task, strategy="top", seed=4))
     assert without_speed(after_another) == without_speed(fresh)
 
@@ -42,12 +42,12 @@ def test_a_trial_after_another_in_the_same_worker_equals_one_in_a_fresh_worker(
 def test_the_teacher_is_loaded_once_per_worker_and_left_unchanged(
     tiny_teacher: str, tiny_task: DataConfig, monkeypatch
 ) -> None:
-    resident.forget()
+    worker_cache.forget()
     loads: list[str] = []
-    load = resident._load
-    monkeypatch.setattr(resident, "_load", lambda *args: loads.append(args[0]) or load(*args))
+    load = worker_cache._load
+    monkeypatch.setattr(worker_cache, "_load", lambda *args: loads.append(args[0]) or load(*args))
     run_trial(trial(tiny_teacher, tiny_task, strategy="bottom", epochs=1))
-    kept = resident.resident(tiny_teacher, tiny_task, "cpu", False).teacher
+    kept = worker_cache.worker_cache(tiny_teacher, tiny_task, "cpu", False).teacher
     before = {name: tensor.clone() for name, tensor in kept.state_dict().items()}
     run_trial(trial(tiny_teacher, tiny_task, strategy="top", epochs=1))
     assert len(loads) == 1
@@ -72,13 +72,13 @@ def test_changed_weights_are_a_new_teacher_even_with_the_same_size_and_time(
     """The cache key and the kept teacher follow the weights' content, not their file's metadata."""
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_teacher, teacher, ignore=shutil.ignore_patterns(teacher_cache.CACHE_DIR))
-    resident.forget()
-    first = resident.resident(str(teacher), tiny_task, "cpu", False)
+    worker_cache.forget()
+    first = worker_cache.worker_cache(str(teacher), tiny_task, "cpu", False)
     logits = np.array(first.teacher_outputs(False, 2**30).logits)
     old_hash = weights_hash(teacher)
 
     _same_size_and_time(teacher, lambda model: model.classifier.bias.add_(2.0))
-    second = resident.resident(str(teacher), tiny_task, "cpu", False)
+    second = worker_cache.worker_cache(str(teacher), tiny_task, "cpu", False)
     assert weights_hash(teacher) != old_hash and second.teacher_hash == weights_hash(teacher)
     fresh = np.array(second.teacher_outputs(False, 2**30).logits)
     np.testing.assert_allclose(fresh, logits + 2.0, rtol=1e-5, atol=1e-5)
@@ -104,7 +104,7 @@ class _Cycle:
 def test_a_finished_trials_garbage_goes_back_to_the_system() -> None:
     """256 MiB of tensors in reference cycles: collected, the allocator would still hold the pages
     (measured: the resident size did not fall at all); released, the process gives them back."""
-    resident.release_trial_memory()  # what earlier tests freed is given back first
+    worker_cache.release_trial_memory()  # what earlier tests freed is given back first
     gc.disable()
     try:
         before = _resident_bytes()
@@ -113,7 +113,7 @@ def test_a_finished_trials_garbage_goes_back_to_the_system() -> None:
         held = _resident_bytes()
     finally:
         gc.enable()
-    resident.release_trial_memory()
+    worker_cache.release_trial_memory()
     after = _resident_bytes()
     assert held - before > 200 * 2**20
     assert held - after > 200 * 2**20

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import ray
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from sweep.run import main
 from tests.conftest import smoke_args
@@ -24,6 +24,7 @@ from trainables.architectures import adapter_for, get_architecture, registered, 
 from trainables.blocks import watching
 from trainables.errors import ConfigError
 from trainables.student import build_student, check_surgery, layer_list
+from trainables.tiny import write_tiny_decoder
 
 REPO = Path(__file__).resolve().parents[1]
 EXACT = [a.model_type for a in registered() if a.exact]
@@ -344,8 +345,14 @@ def test_a_study_with_a_refused_teacher_stops_in_its_preflight(
 
 
 def test_a_study_with_a_decoder_teacher_passes_its_preflight(world: dict, tmp_path: Path, capsys) -> None:
+    """A Gemma-2 folder with weights and a tokenizer (the tiny Llama's, whose vocabulary it is sized to):
+    the dry run loads it as the teacher stage would, and plans its students."""
     folder = tmp_path / "gemma2"
-    tiny_config("gemma2", layers=4).save_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(write_tiny_decoder(tmp_path / "llama"))
+    config = tiny_config("gemma2", layers=4, vocab_size=len(tokenizer), pad_token_id=None)
+    config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    AutoModel.from_config(config).save_pretrained(folder)  # a base model: the teacher stage fine-tunes it
+    tokenizer.save_pretrained(folder)
     assert main(smoke_args(world, tmp_path, "--dry-run", "--teacher", str(folder))) == 0, (
         capsys.readouterr().err
     )

@@ -262,8 +262,7 @@ def test_an_unregistered_family_that_surgery_cannot_copy_is_refused_before_compu
     """Without their entries these families fail the generic surgery (a block that differs by
     position; a head sized by the layer count): check_surgery finds it on the meta device, from the
     config alone, and names the tensors at fault."""
-    others = {name: entry for name, entry in architectures._REGISTRY.items() if name != model_type}
-    monkeypatch.setattr(architectures, "_REGISTRY", others)
+    monkeypatch.setattr(architectures, "_REGISTRY", architectures._REGISTRY.copy(without=(model_type,)))
     with pytest.raises(ConfigError, match="needs its own entry in trainables/architectures.py|contact_head"):
         check_surgery(tiny_config(model_type), student_layers=6)
 
@@ -298,7 +297,7 @@ def test_an_encoder_decoder_config_is_refused_whatever_its_family() -> None:
 
 
 def test_an_unknown_architecture_name_lists_the_registered_ones() -> None:
-    with pytest.raises(ConfigError, match="registered: .*bert.*llama"):
+    with pytest.raises(ConfigError, match="Registered architectures: .*bert.*llama"):
         get_architecture("bret")
 
 

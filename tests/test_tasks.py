@@ -98,7 +98,7 @@ def test_the_glue_tasks_are_registry_entries_with_their_hub_data() -> None:
 
 def test_a_new_task_is_one_registration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Registered once, the task is known by name to the data loader, the config and the trials."""
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    monkeypatch.setattr(tasks, "_TASKS", tasks._TASKS.copy())
     register_task(TaskSpec("paraphrase-set", ("left", "right"), ("different", "same"), ("f1",), "same"))
     paths = paraphrase_files(tmp_path)
     assert load_rows("paraphrase-set", paths["train"])["label"][:3] == [1, 1, 1]

@@ -28,7 +28,7 @@ def config(**changes) -> TrialConfig:
         ({"alpha_kd": -0.5}, "must be >= 0"),
         ({"lr": 0.0}, "lr must be > 0"),
         ({"epochs": 0}, "at least 1"),
-        ({"fault": "explode:3"}, "fault must be 'crash:<step>' or 'nan:<step>'"),
+        ({"fault": "explode:3"}, "fault must be 'crash:<step>', 'full:<step>' or 'nan:<step>'"),
         ({"teacher": ""}, "No teacher given"),
     ],
 )

@@ -37,6 +37,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from trainables.errors import ConfigError
+from trainables.registry import Registry
 
 Kind = Literal["encoder", "decoder", "encoder-decoder"]
 # Config entries that are lists but never per layer, whatever their length.
@@ -197,24 +198,17 @@ class Architecture:
         return None
 
 
-_REGISTRY: dict[str, Architecture] = {}
+_REGISTRY: Registry[Architecture] = Registry("architecture")
 
 
 def register_architecture(architecture: Architecture) -> Architecture:
     """Add a family to the registry under its model_type; returns it."""
-    if architecture.model_type in _REGISTRY:
-        raise ValueError(f"Architecture {architecture.model_type!r} is registered already.")
-    _REGISTRY[architecture.model_type] = architecture
-    return architecture
+    return _REGISTRY.add(architecture.model_type, architecture)
 
 
 def get_architecture(model_type: str) -> Architecture:
     """The registered family of a model_type; ConfigError listing the registered ones otherwise."""
-    if model_type not in _REGISTRY:
-        raise ConfigError(
-            f"No architecture is registered as {model_type!r}; registered: {', '.join(sorted(_REGISTRY))}."
-        )
-    return _REGISTRY[model_type]
+    return _REGISTRY.lookup(model_type)
 
 
 def registered() -> list[Architecture]:

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from trainables.errors import ConfigError
+from trainables.registry import Registry
 from trainables.vocabulary import COLLAPSED, EVAL, INIT, TEACHER, TEST, is_loss, scored
 
 # Scores predictions against the true labels: (labels, predictions) -> score.
@@ -52,22 +52,17 @@ class Metric:
     binary: bool = False
 
 
-_METRICS: dict[str, Metric] = {}
+_METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(metric: Metric) -> Metric:
     """Add a metric to the registry (a name may be registered once)."""
-    if metric.name in _METRICS:
-        raise ValueError(f"metric {metric.name!r} is registered already")
-    _METRICS[metric.name] = metric
-    return metric
+    return _METRICS.add(metric.name, metric)
 
 
 def get_metric(name: str) -> Metric:
     """The registered metric `name`; ConfigError naming the registered ones otherwise."""
-    if name not in _METRICS:
-        raise ConfigError(f"Unknown metric {name!r}. Registered metrics: {', '.join(_METRICS)}.")
-    return _METRICS[name]
+    return _METRICS.lookup(name)
 
 
 def metric_names() -> tuple[str, ...]:

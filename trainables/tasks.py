@@ -19,6 +19,7 @@ from typing import Any
 
 from trainables import metrics
 from trainables.errors import ConfigError
+from trainables.registry import Registry
 from trainables.settings import Flag, Text, build, settings
 
 # The column a task's labels are read from unless it says otherwise.
@@ -99,7 +100,9 @@ class TaskSpec:
         return ", ".join(metrics.fitting(self.regression, self.num_labels))
 
 
-_TASKS: dict[str, TaskSpec] = {}
+_TASKS: Registry[TaskSpec] = Registry(
+    "task", "; or declare your own in the YAML: data.task: {name, text, label, labels, metrics}"
+)
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -107,18 +110,12 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     if spec.name in _TASKS:
         raise ValueError(f"task {spec.name!r} is registered already")
     spec.check()
-    _TASKS[spec.name] = spec
-    return spec
+    return _TASKS.add(spec.name, spec)
 
 
 def get_task(name: str) -> TaskSpec:
     """The registered task `name`; ConfigError naming the registered ones otherwise."""
-    if name not in _TASKS:
-        raise ConfigError(
-            f"Unknown task {name!r}. Registered tasks: {', '.join(_TASKS)}; or declare your own in the "
-            f"YAML: data.task: {{name, text, label, labels, metrics}}."
-        )
-    return _TASKS[name]
+    return _TASKS.lookup(name)
 
 
 def task_names() -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainables.errors import ConfigError
+from trainables.registry import Registry
 from trainables.vocabulary import Word
 
 CUSTOM = "custom:"
@@ -39,15 +40,12 @@ class Strategy:
     score: str = ""
 
 
-_STRATEGIES: dict[str, Strategy] = {}
+_STRATEGIES: Registry[Strategy] = Registry("layer strategy")
 
 
 def register_strategy(strategy: Strategy) -> Strategy:
     """Add a strategy to the registry (a name may be registered once)."""
-    if strategy.name in _STRATEGIES:
-        raise ValueError(f"strategy {strategy.name!r} is registered already")
-    _STRATEGIES[strategy.name] = strategy
-    return strategy
+    return _STRATEGIES.add(strategy.name, strategy)
 
 
 def strategy_names() -> list[str]:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+from transformers import BertTokenizer
 
 from sweep.config.stored import stored_study, write_study_file
 from sweep.config.study import resolve
@@ -34,7 +34,11 @@ from trainables.distill import run_trial
 from trainables.errors import ConfigError
 from trainables.tasks import GLUE_HUB, TaskSpec, get_task, register_task, task_spec
 from trainables.teacher import TeacherConfig, finetune_teacher, load_teacher
-from trainables.tiny import FILLER, SPECIAL_TOKENS, write_sentiment_task, write_tiny_encoder
+from trainables.tiny import (
+    write_labelled_classifier,
+    write_sentiment_task,
+    write_tiny_encoder,
+)
 
 PARAPHRASE = {
     "name": "paraphrase",
@@ -354,21 +358,7 @@ def test_a_declared_task_reaches_the_trials_and_study_yaml_unchanged(tmp_path: P
 
 def test_a_teacher_naming_the_classes_in_another_order_is_reordered(tmp_path: Path) -> None:
     declared = {"name": "nli-words", "text": ["p", "h"], "labels": ["yes", "maybe", "no"]}
-    torch.manual_seed(0)
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(SPECIAL_TOKENS + FILLER)})
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        id2label={0: "No", 1: "maybe", 2: "YES"},
-        label2id={"No": 0, "maybe": 1, "YES": 2},
-    )
-    model = BertForSequenceClassification(config).eval()
-    model.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    model = write_labelled_classifier(tmp_path, {0: "No", 1: "maybe", 2: "YES"})
     batch = torch.tensor([[2, 7, 8, 9, 3], [2, 10, 11, 12, 3]])
     logits = model(input_ids=batch).logits.detach()
     teacher, _, _ = load_teacher(str(tmp_path), declared)

@@ -7,6 +7,7 @@ from trainables.config import TrialConfig
 from trainables.data import DataConfig
 from trainables.errors import ConfigError
 from trainables.teacher import load_teacher
+from trainables.tiny import write_labelled_classifier
 
 
 def config(**changes) -> TrialConfig:
@@ -85,26 +86,7 @@ def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path) -> None
 
 def _mnli_classifier(folder, id2label: dict[int, str]) -> torch.Tensor:
     """A tiny 3-way BERT classifier saved with the given label names; returns its logits on a batch."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    from trainables.tiny import FILLER, SPECIAL_TOKENS
-
-    torch.manual_seed(0)
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(SPECIAL_TOKENS + FILLER)})
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-    )
-    model = BertForSequenceClassification(config).eval()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return model(input_ids=BATCH).logits.detach()
+    return write_labelled_classifier(folder, id2label)(input_ids=BATCH).logits.detach()
 
 
 BATCH = torch.tensor([[2, 7, 8, 9, 3], [2, 10, 11, 12, 3]])

@@ -14,6 +14,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     BertConfig,
+    BertForSequenceClassification,
     BertModel,
     BertTokenizer,
     LlamaConfig,
@@ -129,6 +130,27 @@ def write_tiny_encoder(
         raise ValueError(f"No tiny encoder of family {family!r}; there are bert and modernbert.")
     tokenizer.save_pretrained(directory)
     return str(directory)
+
+
+def write_labelled_classifier(directory: str | Path, id2label: dict[int, str], seed: int = 0):
+    """Save a randomly initialised tiny 2-layer BERT classifier whose config names its classes
+    `id2label` (with a word-level tokenizer); returns the model, in eval mode."""
+    torch.manual_seed(seed)
+    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(SPECIAL_TOKENS + FILLER)})
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={name: index for index, name in id2label.items()},
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return model
 
 
 def write_tiny_decoder(directory: str | Path, layers: int = 4, hidden: int = 64, seed: int = 0) -> str:

@@ -313,7 +313,7 @@ def console_table(study: RankedStage) -> str:
         rows = [_console_row(row, flagged) for _, row in table.iterrows()]
         baselines = table["baseline_score"].dropna().unique() if "baseline_score" in table else []
         against = f", baseline {', '.join(f'{b:.4f}' for b in baselines)}" if len(baselines) else ""
-        columns = "rank, strategy, layers, mean ± 95% CI, tied with best" + (", collapsed" if flagged else "")
+        columns = "rank, strategy, layers, mean ± CI95, tied" + (", collapsed" if flagged else "")
         lines = [f"{study.heading(ranked)} ({study.metric}{against}): {columns}"]
         lines += _aligned(rows)
         blocks.append("\n".join(lines))

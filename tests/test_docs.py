@@ -65,6 +65,8 @@ COLUMNS = {
     "tied with best": ["tied_with_best"],
     "retention": ["retention"],
     "init accuracy": ["init_score"],
+    "race": ["race_status"],
+    "race round": ["race_round"],
 }
 
 

@@ -392,11 +392,8 @@ def test_the_dry_run_shows_each_splits_classes_and_the_baseline(tmp_path: Path, 
     assert main(["--config", study_yaml(tmp_path, PARAPHRASE, paths), "--dry-run"]) == 0
     out = capsys.readouterr().out
     counts = {split: pd.read_csv(path)["same"].value_counts() for split, path in paths.items()}
-    shown = "; ".join(
-        f"{split} {count.sum()} (different {count['different']}, same {count['same']})"
-        for split, count in counts.items()
-    )
-    assert f"Labels (rows per class): {shown}" in out
+    shown = "; ".join(f"{split} {count['different']}/{count['same']}" for split, count in counts.items())
+    assert f"Labels (rows per class, different/same): {shown}" in out
     majority = counts["train"].idxmax()
     scores = []
     for split in ("validation", "test"):

@@ -55,7 +55,7 @@ def rank_stage(config: StudyConfig, stage: str) -> str | None:
             exc_info=True,
         )
         return None
-    log.info(console_table(study) + "\nFull ranking, significance tests and power: ranking.csv and report.md")
+    log.info(console_table(study))
     return top_strategy(study)
 
 

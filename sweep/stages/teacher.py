@@ -79,7 +79,7 @@ def teacher_stage(config: StudyConfig, preflight: Preflight, cpus: float, gpus: 
     info = run_with_output(task, prepare_teacher, config, preflight.finetune, out_dir, preflight.layers)
     info["seconds"] = round(time.perf_counter() - started, 1)
     _write_record(config, info)
-    log.info(f"Teacher stage: {info['path']} ({_main(info)}); {info['seconds']} s.")
+    log.info(f"Teacher stage: {info['path']} ({_main(info, with_baselines=False)}); {info['seconds']} s.")
     for warning in teacher_warnings(info):
         log.warning(warning)
     return info
@@ -132,13 +132,14 @@ def earlier_record(config: StudyConfig, preflight: Preflight, quiet: bool = Fals
     return {**record, "strategies": strategies, "reused_from": str(path.resolve())}
 
 
-def _main(info: dict) -> str:
-    """E.g. "validation f1 0.8320 (baseline 0.8120)"; a record without baselines (older) shows none."""
-    baselines = info.get("baselines", {})
+def _main(info: dict, with_baselines: bool = True) -> str:
+    """E.g. "validation f1 0.8320, baseline 0.8120"; without `with_baselines` (the plan showed them) or for
+    a record without them (older), "validation f1 0.8320"."""
+    baselines = info.get("baselines", {}) if with_baselines else {}
 
     def shown(name: str, value: float) -> str:
         baseline = baselines.get(scored(EVAL, name))
-        against = f" (baseline {baseline:.4f})" if baseline is not None else ""
+        against = f", baseline {baseline:.4f}" if baseline is not None else ""
         return f"validation {name} {value:.4f}{against}"
 
     return ", ".join(shown(name, value) for name, value in info["scores"].items())

@@ -134,7 +134,8 @@ def _label_lines(plan: StudyPlan) -> list[str]:
     if not labels:
         return []
     parts = [f"{split.title} {_labels_text(spec, values)}" for split, values in labels]
-    lines = [f"Labels ({'scores' if spec.regression else 'rows per class'}): " + "; ".join(parts)]
+    what = "scores" if spec.regression else f"rows per class, {'/'.join(spec.label_names)}"
+    lines = [f"Labels ({what}): " + "; ".join(parts)]
     (_, train), scored = labels[0], [(split, values) for split, values in labels[1:] if values is not None]
     if train is None or not scored:
         return lines
@@ -157,8 +158,7 @@ def _labels_text(spec: TaskSpec, values: np.ndarray | None) -> str:
         return "(a hub split: counted when the study runs)"
     if spec.regression:
         return f"{len(values)} rows, mean {np.mean(values):.3g}, s.d. {np.std(values):.3g}"
-    counts = class_counts(spec, values)
-    return f"{len(values)} (" + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")"
+    return "/".join(str(count) for count in class_counts(spec, values).values())
 
 
 def _source(source: str | None, size: int | None) -> str:

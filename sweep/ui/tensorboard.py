@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from ray.tune.experiment import Trial
 from ray.tune.logger import TBXLoggerCallback
+from ray.tune.logger.tensorboardx import VALID_SUMMARY_TYPES
+from ray.tune.utils import flatten_dict
 from tensorboardX.summary import hparams
 
 from trainables.vocabulary import SEARCHED, slug
@@ -18,7 +20,19 @@ HPARAMS = ("strategy", "setting", *SEARCHED, "seed", "student_layers", "epochs",
 
 
 class StudyTBXLogger(TBXLoggerCallback):
-    """TBXLoggerCallback whose HParams are the trial's study settings, not only the sampled ones."""
+    """TBXLoggerCallback whose HParams are the trial's study settings, not only the sampled ones, for
+    every trial: Ray's writes them only for trials with sampled parameters, and a replicate trial
+    (a point to evaluate) has none."""
+
+    def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
+        if trial in self._trial_writer:
+            if self._trial_result[trial]:
+                flat = flatten_dict(self._trial_result[trial], delimiter="/")
+                summary_types = tuple(VALID_SUMMARY_TYPES)
+                self._try_log_hparams(trial, {k: v for k, v in flat.items() if isinstance(v, summary_types)})
+            self._trial_writer[trial].close()
+            del self._trial_writer[trial]
+            del self._trial_result[trial]
 
     def _try_log_hparams(self, trial: Trial, result: dict) -> None:
         params = {key: trial.config[key] for key in HPARAMS if key in trial.config}

@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis.aggregate import Sample, exclusions, samples, strategy_facts, trial_notes
 from analysis.names import TUNED_SETTING
+from analysis.pairwise import TIE_DECIMALS
 from analysis.ranked import COLUMNS, RankedSample, RankedStage, add_retentions
 from analysis.results import InputError, Results
 from analysis.stats import Ranking, rank_strategies
@@ -75,3 +76,26 @@ def _full_table(
     table["metric"] = metric
     table["race_status"], table["race_round"], table["race_threshold"] = "", pd.NA, np.nan
     return table[COLUMNS]
+
+
+def untested_table(results: Results, stage: str, metric: str, reason: str) -> pd.DataFrame:
+    """The ranking a stage still gets when its statistics cannot be computed: in each sample, the
+    strategies by their mean (best first, equal means sharing a rank), with n, std and median, and
+    no test; the `test` column says why. Same columns as ranking.csv. Raises InputError when no
+    trial can be ranked."""
+    mode = direction(metric)
+    values = trial_values(results, metric)
+    if stage == Stage.SEARCH:
+        values, _ = full_budget(values)
+    if (values["excluded"] != "").all():
+        raise InputError(f"No trial can be ranked by '{metric}'.")
+    tables = []
+    for sample in samples(values, stage, mode):
+        table = sample.rows.groupby(STRATEGY)["value"].agg(n="count", mean="mean", std="std", median="median")
+        table = table.reset_index().sort_values(["mean", STRATEGY], ascending=[mode == "min", True])
+        rounded = table["mean"].round(TIE_DECIMALS)
+        table["rank"] = rounded.rank(method="min", ascending=mode == "min").astype(int)
+        table["aggregation"], table["setting"], table["metric"] = sample.aggregation, sample.setting, metric
+        table["test"] = f"none: {reason}"
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True).reindex(columns=COLUMNS)

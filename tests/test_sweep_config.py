@@ -6,17 +6,20 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from transformers import AutoConfig
 
+from analysis.ranked import COLUMNS
 from sweep.config.flags import split_strategies
 from sweep.config.stored import write_study_file
 from sweep.config.study import load_yaml, resolve
 from sweep.plan import warnings
 from sweep.preflight.model import parameter_counts
 from sweep.run import main
+from sweep.stages import deliverables
 from sweep.stages.deliverables import rank_stage
 from sweep.ui.console import shown_messages
 from tests.conftest import smoke_args
@@ -410,6 +413,53 @@ def test_ranking_hook_ranks_a_trials_csv_and_prints_the_table(tmp_path: Path, ca
     assert table["strategy"].tolist() == ["top", "bottom"]
     assert table["mean"].tolist() == pytest.approx([0.81, 0.61])
     assert "top" in capsys.readouterr().out
+
+
+def test_finished_trials_still_get_a_ranking_when_the_statistics_fail(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """A bug in the tests must not cost a study its ranking: the fallback ranks by mean, without
+    tests, and says why. Equal means share a rank; a failed trial is left out of n."""
+    rows = [
+        {"strategy": strategy, "seed": seed, "eval_accuracy": value, "status": "TERMINATED"}
+        for strategy, values in (("odd", [0.5, 0.7, 0.6]), ("top", [0.8, 0.4, 0.6]), ("bottom", [0.9, 0.8]))
+        for seed, value in enumerate(values)
+    ] + [{"strategy": "bottom", "seed": 2, "eval_accuracy": None, "status": "ERROR"}]
+    config = resolve(flags={"preset": "smoke", "storage_path": str(tmp_path), "name": "fallback"})
+    trials = config.layout.stage_trials("replicate")
+    trials.parent.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(trials, index=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("statistics bug")
+
+    monkeypatch.setattr(deliverables, "rank_loaded", broken)
+    with shown_messages():
+        top = rank_stage(config, "replicate")
+    table = pd.read_csv(config.layout.ranking_csv)
+    assert top == "bottom"
+    assert list(table.columns) == COLUMNS
+    assert table["strategy"].tolist() == ["bottom", "odd", "top"]  # odd and top tie at 0.6: by name
+    assert table["rank"].tolist() == [1, 2, 2]
+    assert table["n"].tolist() == [2, 3, 3]
+    assert table["mean"].tolist() == pytest.approx([0.85, 0.6, 0.6])
+    assert table["std"].tolist() == pytest.approx([np.std([0.9, 0.8], ddof=1), 0.1, 0.2])
+    assert table["tied_with_best"].isna().all() and table["p_vs_best"].isna().all()
+    assert (table["test"] == "none: the statistics failed (RuntimeError: statistics bug)").all()
+    assert len(pd.read_csv(config.layout.trials_csv)) == 9  # every trial, the failed one too
+    assert "without tests" in capsys.readouterr().out
+
+
+def test_the_fallback_ranking_says_so_when_nothing_can_be_ranked(tmp_path: Path, capsys, monkeypatch) -> None:
+    config = resolve(flags={"preset": "smoke", "storage_path": str(tmp_path), "name": "none"})
+    trials = config.layout.stage_trials("replicate")
+    trials.parent.mkdir(parents=True)
+    pd.DataFrame([{"strategy": "odd", "seed": 0, "eval_accuracy": None, "status": "ERROR"}]).to_csv(trials)
+    monkeypatch.setattr(deliverables, "rank_loaded", lambda *a, **k: 1 / 0)
+    with shown_messages():
+        assert rank_stage(config, "replicate") is None
+    assert not config.layout.ranking_csv.exists()
+    assert "the per-trial results are in" in capsys.readouterr().out
 
 
 def test_the_parameters_of_bert_base_and_its_six_layer_students_are_counted_from_its_config() -> None:

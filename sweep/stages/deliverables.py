@@ -9,12 +9,13 @@ import logging
 from pathlib import Path
 
 from analysis.aggregate import ranked_trials
-from analysis.outputs import write_outputs
+from analysis.outputs import write_outputs, write_ranking
 from analysis.plots import plot_layer_scores
 from analysis.rank import rank_loaded
 from analysis.ranked import top_strategy
+from analysis.ranking import untested_table
 from analysis.report import console_table
-from analysis.results import InputError, load_results
+from analysis.results import InputError, load_results, write_trials_csv
 from analysis.values import trial_values
 from sweep.config.study import StudyConfig
 from sweep.stages import export
@@ -50,13 +51,32 @@ def rank_stage(config: StudyConfig, stage: str) -> str | None:
         log.info(f"Nothing to rank: {error} The per-trial results are in {source}.")
         return None
     except Exception as error:  # a bug in the analysis must not hide finished trials
-        log.error(
-            f"Ranking failed ({type(error).__name__}: {error}); the per-trial results are in {source}.",
-            exc_info=True,
-        )
-        return None
+        log.error(f"Ranking failed ({type(error).__name__}: {error}).", exc_info=True)
+        return rank_untested(config, stage, f"the statistics failed ({type(error).__name__}: {error})")
     log.info(console_table(study))
     return top_strategy(study)
+
+
+def rank_untested(config: StudyConfig, stage: str, reason: str) -> str | None:
+    """The fallback ranking when the statistics fail: the strategies by their mean, without tests, in
+    the study's ranking.csv (and its per-trial trials.csv); returns the top strategy, or None when even
+    that cannot be made."""
+    layout = config.layout
+    source = layout.stage_dir(stage)
+    try:
+        results = stage_table(layout, source)
+        table = untested_table(results, stage, config.ranked_metric, reason)
+        write_ranking(table, layout.ranking_csv)
+        write_trials_csv(results, layout.trials_csv)
+    except Exception as error:
+        log.error(
+            f"No ranking without tests either ({type(error).__name__}: {error}); "
+            f"the per-trial results are in {source}."
+        )
+        return None
+    shown = table[["rank", "strategy", "n", "mean", "std", "aggregation"]].to_string(index=False)
+    log.info(f"Ranking by mean only, without tests ({reason}), in {layout.ranking_csv}:\n{shown}")
+    return str(table["strategy"].iloc[0])
 
 
 def plot_choices(config: StudyConfig) -> None:

@@ -211,6 +211,24 @@ class RaceDesign:
         """The nominal two-sided p a strategy must reach to be dropped after `drops` earlier drops."""
         return self.thresholds[min(drops, len(self.thresholds) - 1)]
 
+    def first_drop_gaps(self) -> dict[int, float]:
+        """For each look (n seeds), the least mean per-seed gap between the leader and another
+        strategy, in standard deviations of their per-seed gaps, at which the paired t-test makes the
+        race's first drop: the t statistic that reaches the first threshold, over sqrt(n). Empty for a
+        race of one strategy."""
+        if not self.thresholds:
+            return {}
+        looks = range(self.min_seeds, self.max_seeds + 1)
+        return {n: float(stats.t.isf(self.thresholds[0] / 2, n - 1) / math.sqrt(n)) for n in looks}
+
+    def gaps_text(self) -> str:
+        """`first_drop_gaps` in words, e.g. "94/19/8.9 SDs of the per-seed gaps after 3/4/5 seeds"."""
+        gaps = self.first_drop_gaps()
+        return (
+            f"{'/'.join(f'{gap:.2g}' for gap in gaps.values())} SDs of the per-seed gaps after "
+            f"{'/'.join(map(str, gaps))} seeds"
+        )
+
     @property
     def description(self) -> str:
         """What the test is and what it assumes, for reports."""
@@ -225,7 +243,9 @@ class RaceDesign:
                 "group-sequential boundary), calibrated by simulation over the",
                 f"{self.pairs} pairs of the {self.strategies} strategies and stepped down as strategies are",
                 "dropped (Shaffer-type):",
-                f"{first:.3g} for the first drop. The chance of ever dropping a strategy that is not worse",
+                f"{first:.3g} for the first drop, which a mean gap to the leader reaches at",
+                f"{self.gaps_text()}." if self.thresholds else "",
+                "The chance of ever dropping a strategy that is not worse",
                 f"than its leader is at most alpha = {self.alpha:g} over all rounds, assuming each pair's",
                 "per-seed differences are independent across seeds and normal with one mean and one",
                 "variance.",

@@ -118,6 +118,24 @@ def test_the_design_describes_its_test_and_round_trips():
     assert RaceDesign.from_dict(json.loads(json.dumps(design.to_dict()))) == design
 
 
+@pytest.mark.parametrize("strategies", [2, 21])
+def test_the_first_drop_gaps_are_where_the_paired_t_test_reaches_the_first_threshold(strategies: int):
+    """Per-seed gaps whose mean is just above the stated number of their SDs are dropped at that look,
+    and just below are not."""
+    design = RaceDesign(strategies=strategies, max_seeds=8)
+    gaps = design.first_drop_gaps()
+    assert list(gaps) == list(range(3, 9))
+    assert all(a > b for a, b in itertools.pairwise(gaps.values()))  # more seeds, smaller gaps
+    for n, gap in gaps.items():
+        shape = np.linspace(-1, 1, n)
+        unit = shape / shape.std(ddof=1)  # mean 0, SD 1
+        for factor, dropped in ((1 + 1e-6, True), (1 - 1e-6, False)):
+            p, _ = paired_p((unit + gap * factor)[np.newaxis])
+            assert bool(p[0] <= design.thresholds[0]) is dropped, (n, factor)
+    assert design.gaps_text() in design.description
+    assert RaceDesign(strategies=1).first_drop_gaps() == {}
+
+
 # --- the pair test ---------------------------------------------------------------------------
 
 

@@ -59,7 +59,8 @@ def _race_line(plan: StudyPlan) -> str:
     return (
         f"Race: seeds 0-{design.min_seeds - 1} for all {per_seed} strategy/setting pairs at once, then one "
         f"seed a round for those not yet significantly worse than the leader (first drop at p <= "
-        f"{design.thresholds[0]:.3g}, family-wise error {design.alpha:g}), up to {design.max_seeds} seeds: "
+        f"{design.thresholds[0]:.3g}: a mean gap of {design.gaps_text()}; family-wise error "
+        f"{design.alpha:g}), up to {design.max_seeds} seeds: "
         f"{per_seed * design.min_seeds} to {len(plan.replicate.trials)} trials"
         + (f", budget {' or '.join(budget)}" if budget else "")
     )

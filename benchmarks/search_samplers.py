@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from analysis.results import load_results
-from analysis.values import trial_values
+from analysis.values import full_budget, trial_values
 from sweep.config.stored import write_study_file
 from sweep.config.study import StudyConfig, resolve
-from sweep.plan.plan import plan_study
+from sweep.plan.plan import fixed_values, plan_study
 from sweep.preflight.checks import check_study
 from sweep.stages.study import run_study
 from sweep.stages.teacher import known_record
@@ -65,31 +65,50 @@ def study(
 
 
 def run_search(config: StudyConfig) -> dict:
-    """Run the study; return the best full-budget search trial's selection score, its validation
-    accuracy and its setting."""
+    """Run the study, unless its folder already holds a finished search (then only read it)."""
+    if config.layout.best_hyperparameters.is_file():
+        return {"exit_status": None, "wall_s": None, **search_result(config)}
     preflight = check_study(config)
     plan = plan_study(config, preflight, known_record(config, preflight))
     write_study_file(config)
     started = time.perf_counter()
     status = run_study(plan)
+    wall = round(time.perf_counter() - started, 1)
+    return {"exit_status": status, "wall_s": wall, **search_result(config)}
+
+
+def search_result(config: StudyConfig) -> dict:
+    """A finished search's best full-budget trial (its selection score, its validation accuracy and
+    its setting), what the sampled trials (all but the fixed setting's) reached (how many ran the
+    full budget, and the best selection score among them), and every trial's setting."""
     best = json.loads(config.layout.best_hyperparameters.read_text())["odd"]
     trial_id, score = best["from"].removeprefix("trial ").rsplit(": ", 1)
-    validation = trial_values(load_results(config.layout.stage_dir(Stage.SEARCH)), "eval_accuracy")
+    results = load_results(config.layout.stage_dir(Stage.SEARCH))
+    validation = trial_values(results, "eval_accuracy").set_index("trial_id")
+    selection, _ = full_budget(trial_values(results, config.search_metric))
+    fixed = fixed_values(config)
+    is_fixed = (selection[[f"config/{name}" for name in fixed]] == list(fixed.values())).all(axis=1)
+    sampled = selection[~is_fixed & (selection["excluded"] == "")]
     return {
-        "exit_status": status,
-        "trials": len(validation),
+        "trials": len(selection),
+        "failed": int((selection["status"] == "ERROR").sum()),
         "best_trial": trial_id,
+        "best_is_the_fixed_setting": bool(is_fixed[selection["trial_id"] == trial_id].all()),
         "best_selection_accuracy": float(score),
-        "its_validation_accuracy": round(float(validation.set_index("trial_id").at[trial_id, "value"]), 4),
+        "its_validation_accuracy": round(float(validation.at[trial_id, "value"]), 4),
         "best_setting": best["hyperparameters"],
-        "wall_s": round(time.perf_counter() - started, 1),
+        "sampled_full_budget": len(sampled),
+        "best_sampled_selection_accuracy": float(sampled["value"].max()) if len(sampled) else None,
+        "settings_in_order": [  # each trial's setting (temperature, ce, kd, cos, lr), in creation order
+            [float(f"{value:.6g}") for value in row]
+            for row in selection[[f"config/{name}" for name in fixed]].itertuples(index=False)
+        ],
     }
 
 
-def compare(data_dir: Path, teacher: str, work_dir: Path, seeds: int, samples: int, cpus: int) -> dict:
-    """Both samplers over `seeds` sampler seeds; the first study fine-tunes the teacher, the others
-    load it."""
-    storage = work_dir / f"samplers-{time.strftime('%Y%m%d-%H%M%S')}"
+def compare(data_dir: Path, teacher: str, storage: Path, seeds: int, samples: int, cpus: int) -> dict:
+    """Both samplers over `seeds` sampler seeds, each a study in `storage`; the first study fine-tunes
+    the teacher, the others load it."""
     runs: dict[str, list[dict]] = {sampler: [] for sampler in SAMPLERS}
     base = teacher
     for seed in range(seeds):
@@ -99,7 +118,12 @@ def compare(data_dir: Path, teacher: str, work_dir: Path, seeds: int, samples: i
             print(f"{sampler} seed {seed}: {runs[sampler][-1]}", file=sys.stderr, flush=True)
             base = str(storage / "tpe-0" / "teacher" / "model")
     summary = {}
-    for key in ("best_selection_accuracy", "its_validation_accuracy"):
+    for key in (
+        "best_selection_accuracy",
+        "its_validation_accuracy",
+        "sampled_full_budget",
+        "best_sampled_selection_accuracy",
+    ):
         best = {sampler: [run[key] for run in runs[sampler]] for sampler in SAMPLERS}
         summary[key] = {
             "mean": {sampler: round(statistics.mean(values), 4) for sampler, values in best.items()},
@@ -117,14 +141,23 @@ def main(argv: list[str] | None = None) -> int:
         "--teacher", required=True, help="the base model to fine-tune (e.g. MiniLM-L6's folder)"
     )
     parser.add_argument("--work-dir", type=Path, default=REPO / "runs" / "benchmark")
+    parser.add_argument(
+        "--storage",
+        type=Path,
+        help="the folder of an earlier run: its finished studies are read, the others run (default: a "
+        "new folder in --work-dir)",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="sampler seeds per sampler")
     parser.add_argument("--samples", type=int, default=8, help="search trials per study (the default budget)")
     parser.add_argument("--cpus", type=int, default=1, help="CPUs each study's Ray uses (trials at once)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    result = compare(args.data_dir, args.teacher, args.work_dir, args.seeds, args.samples, args.cpus)
+    storage = args.storage or args.work_dir / f"samplers-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = compare(args.data_dir, args.teacher, storage, args.seeds, args.samples, args.cpus)
     args.out.write_text(json.dumps(result, indent=2))
-    means = {key: result[key]["mean"] for key in ("best_selection_accuracy", "its_validation_accuracy")}
+    means = {
+        key: value["mean"] for key, value in result.items() if isinstance(value, dict) and "mean" in value
+    }
     print(json.dumps(means))
     return 0
 

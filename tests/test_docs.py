@@ -252,3 +252,41 @@ def test_the_readme_results_table_says_what_each_ranking_says() -> None:
         assert tied == (", ".join(others) or "—"), row
         assert int(trials) == ranking["n"].sum(), row
         assert path.split("/")[0] in details, row
+
+
+def test_the_sampler_section_quotes_the_committed_benchmark_run() -> None:
+    """docs/benchmarks' TPE-against-random table is the committed run's, row for row, and its summary
+    means are those of the runs."""
+    run = json.loads((DOCS / "benchmarks" / "search_samplers.json").read_text())
+    page = (DOCS / "benchmarks" / "README.md").read_text()
+    rows = page.split("<!-- samplers -->\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    tpe, rand = run["runs"]["tpe"], run["runs"]["random"]
+    assert len(rows) == run["sampler_seeds"] == len(tpe) == len(rand) == 3
+    for line, t, r in zip(rows, tpe, rand, strict=True):
+        assert t["best_selection_accuracy"] == r["best_selection_accuracy"]
+        assert t["best_is_the_fixed_setting"] and r["best_is_the_fixed_setting"]
+        expected = [
+            str(t["sampler_seed"]),
+            f"{t['best_selection_accuracy']:.3f}",
+            str(t["sampled_full_budget"]),
+            str(r["sampled_full_budget"]),
+            f"{t['best_sampled_selection_accuracy']:.3f}",
+            f"{r['best_sampled_selection_accuracy']:.3f}",
+        ]
+        assert cells(line) == expected, line
+    for key, summary in run.items():
+        if isinstance(summary, dict) and "mean" in summary:
+            for sampler, runs in run["runs"].items():
+                assert summary["mean"][sampler] == pytest.approx(
+                    sum(r[key] for r in runs) / len(runs), abs=5e-5
+                )
+    text = " ".join(page.split())
+    full, best = run["sampled_full_budget"]["mean"], run["best_sampled_selection_accuracy"]["mean"]
+    assert f"({full['tpe']:.0f} against {full['random']:.1f} a search)" in text
+    assert f"scored {best['tpe']:.3f} against {best['random']:.3f}" in text
+    assert f"{tpe[0]['its_validation_accuracy']:.3f} on validation" in text
+    assert [r["failed"] for r in rand] == [0, 0, 1] and all(t["failed"] == 0 for t in tpe)
+    for t, r in zip(tpe, rand, strict=True):  # the same start-up trials, then TPE's own
+        assert t["settings_in_order"][:4] == r["settings_in_order"][:4]
+        assert t["settings_in_order"][4] != r["settings_in_order"][4]
+    assert f"(lr {rand[2]['settings_in_order'][3][-1]:.2g})" in text

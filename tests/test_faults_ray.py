@@ -4,6 +4,7 @@ the resume (its error file cut off by the full disk) runs it again to the result
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,8 +15,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from ray import tune
 
+from sweep.config.study import resolve
 from sweep.run import main
+from sweep.stages import cluster
+from sweep.stages.cluster import ray_cluster
 from trainables.config import TrialConfig
 from trainables.distill import run_trial
 from trainables.vocabulary import SEARCHED
@@ -133,3 +138,35 @@ def test_a_full_disk_stops_the_study_and_its_resume_runs_the_failed_trial_again(
         torch.set_num_threads(threads)
     for metric in ("eval_accuracy", "test_accuracy", "eval_loss", "learning_rate"):
         assert table.loc["top", metric] == pytest.approx(reference[metric], rel=1e-6, abs=1e-9), metric
+
+
+def _slow_to_stop(config: dict) -> None:
+    """A trainable that, once stopped, takes 4 s to end (as a busy machine can make a real one)."""
+    try:
+        for step in range(3):
+            tune.report({"step": step, "pid": os.getpid()})
+    finally:
+        time.sleep(4)
+
+
+def _two_trials_on_one_worker(storage: Path, name: str) -> tune.ResultGrid:
+    config = resolve(
+        flags={"preset": "smoke", "storage_path": str(storage), "name": name, "resources": {"cpus": 1}}
+    )
+    with ray_cluster(config):
+        tuner = tune.Tuner(
+            _slow_to_stop,
+            tune_config=tune.TuneConfig(num_samples=2, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=name, storage_path=str(storage), stop={"training_iteration": 1}, verbose=0
+            ),
+        )
+        return tuner.fit()
+
+
+def test_a_worker_is_reused_after_a_trial_that_is_slow_to_stop(tmp_path: Path, monkeypatch) -> None:
+    results = _two_trials_on_one_worker(tmp_path, "waited")
+    assert not results.errors
+    assert len({result.metrics["pid"] for result in results}) == 1  # the second trial reused the worker
+    monkeypatch.setattr(cluster, "REUSE_WAIT", {})  # Ray's default 2 s wait: the second trial fails
+    assert len(_two_trials_on_one_worker(tmp_path, "default").errors) == 1

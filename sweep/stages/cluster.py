@@ -22,6 +22,12 @@ from sweep.ui.console import QUIET_WORKERS, quiet, route_ray_logs
 
 log = logging.getLogger(__name__)
 
+# Trials reuse workers (`make_tuner`). Before Ray hands a worker the next trial, it waits this long for
+# the stopped trial's training thread to end (TUNE_FUNCTION_THREAD_TIMEOUT_S, 2 s by Ray's default);
+# past it, the next trial fails with "Could not re-use actor". A trial stopped early by the search
+# ends at its next report, which on a busy machine can take more than 2 s.
+REUSE_WAIT = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "120"}
+
 
 @dataclass
 class Cluster:
@@ -50,8 +56,8 @@ def ray_cluster(config: StudyConfig, verbose: bool = False) -> Iterator[Cluster]
     Unless `verbose`, Ray logs to `<study>/ray.log` and the workers keep the libraries' progress
     bars to themselves (what the console shows instead is `sweep.ui.console`'s)."""
     res = config.resources
-    env = worker_env(config) | ({} if verbose else QUIET_WORKERS)
-    runtime_env = {"env_vars": env} if env else None
+    env = worker_env(config) | REUSE_WAIT | ({} if verbose else QUIET_WORKERS)
+    runtime_env = {"env_vars": env}
     shown = {
         "log_to_driver": verbose,
         "logging_config": ray.LoggingConfig(log_level="INFO" if verbose else "WARNING"),

@@ -191,6 +191,9 @@ def route_ray_logs(log: Path) -> None:
                 existing.setLevel(logging.ERROR)
                 if _not_tune not in existing.filters:
                     existing.addFilter(_not_tune)
+        for earlier in [h for h in logger.handlers if isinstance(h, _RayLog) and h.baseFilename != path]:
+            logger.removeHandler(earlier)  # an earlier study's log, in a process that runs several
+            earlier.close()
         if not any(getattr(existing, "baseFilename", None) == path for existing in logger.handlers):
             logger.addHandler(handler)
 

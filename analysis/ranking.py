@@ -30,9 +30,7 @@ def rank_results(
     mode = mode or direction(metric)
     if mode not in ("max", "min"):
         raise InputError(f"Unknown mode '{mode}'; use max (higher is better) or min.")
-    values, budget = trial_values(results, metric, reduce), None
-    if stage == Stage.SEARCH:
-        values, budget = full_budget(values)
+    values, budget = stage_values(results, stage, metric, reduce)
     notes = [*results.notes, *trial_notes(values)]
     if (values["excluded"] != "").all():
         raise InputError(f"No trial can be ranked by '{metric}'. {' '.join(notes)}")
@@ -44,6 +42,15 @@ def rank_results(
         ranked.append(RankedSample(sample, replace(ranking, table=table)))
     notes += selection_notes(results, ranked)
     return RankedStage(results, stage, metric, mode, reduce, ranked, notes, budget)
+
+
+def stage_values(
+    results: Results, stage: str, metric: str, reduce: str = "last"
+) -> tuple[pd.DataFrame, float | None]:
+    """Each trial's value; a search stage's trials that stopped early are excluded, and its budget (in
+    epochs) returned with them (None for other stages)."""
+    values = trial_values(results, metric, reduce)
+    return full_budget(values) if stage == Stage.SEARCH else (values, None)
 
 
 def selection_notes(results: Results, ranked: list[RankedSample]) -> list[str]:
@@ -84,9 +91,7 @@ def untested_table(results: Results, stage: str, metric: str, reason: str) -> pd
     no test; the `test` column says why. Same columns as ranking.csv. Raises InputError when no
     trial can be ranked."""
     mode = direction(metric)
-    values = trial_values(results, metric)
-    if stage == Stage.SEARCH:
-        values, _ = full_budget(values)
+    values, _ = stage_values(results, stage, metric)
     if (values["excluded"] != "").all():
         raise InputError(f"No trial can be ranked by '{metric}'.")
     tables = []
